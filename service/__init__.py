@@ -1,0 +1,6 @@
+"""skyqa serving side: exposure preprocessing, DESOM inference clients, verdicts and the streaming daemon.
+
+Never imports TensorFlow or Keras: the daemon image stays small and starts fast.
+"""
+
+__version__ = "0.1.0"

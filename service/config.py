@@ -1,0 +1,130 @@
+"""One configuration model for every skyqa command: YAML file (SKYQA_CONFIG or --config), then env vars.
+
+Env vars use the prefix SKYQA_ and `__` between levels, e.g. SKYQA_KAFKA__BOOTSTRAP_SERVERS=broker:9092.
+Precedence: explicit arguments > environment > file > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+CONFIG_ENV = "SKYQA_CONFIG"
+
+
+class DetectionConfig(BaseModel):
+    """sep settings matching the reference SExtractor run (method.md, Preprocessing step 2)."""
+
+    thresh_sigma: float = 2.0
+    minarea: int = 5
+    back_size: int = 64
+    back_filtersize: int = 3
+    deblend_nthresh: int = 32
+    deblend_cont: float = 0.0
+    clean: bool = True
+    filter_fwhm_px: float = 3.0
+    filter_size: int = 7
+    # Fraction of each CCD's rows searched for sources (evenly spaced bands, read as FITS sections).
+    # 1.0 is the reference behaviour; less trades a sampled W and fewer candidate sources for speed.
+    area_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    band_rows: int = Field(512, ge=128)
+
+
+class CutoutConfig(BaseModel):
+    size: int = 32
+    border_margin: int = 5
+    per_ccd: int = 100
+    clip_percentiles: tuple[float, float] = (1.0, 95.0)
+
+
+class ModelsConfig(BaseModel):
+    repository: Path = Path("models")
+    desom1: str = "desom1"
+    desom2: str = "desom2"
+    # "latest" = highest numbered version directory
+    desom1_version: str = "latest"
+    desom2_version: str = "latest"
+
+
+class InferenceConfig(BaseModel):
+    mode: Literal["local", "triton"] = "local"
+    triton_url: str = "localhost:8001"
+    protocol: Literal["grpc", "http"] = "grpc"
+    timeout_s: float = 30.0
+    batch_size: int = 512
+    threads: int = 2
+
+
+class KafkaConfig(BaseModel):
+    bootstrap_servers: str = "localhost:9092"
+    events_topic: str = "skyqa.exposures"
+    verdicts_topic: str = "skyqa.verdicts"
+    deadletter_topic: str = "skyqa.deadletter"
+    group_id: str = "skyqa"
+    transactional_id: str | None = Field(None, description="defaults to '<group_id>-<hostname>'; must be stable per replica")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    poll_timeout_s: float = 1.0
+
+
+class FetchConfig(BaseModel):
+    allowed_roots: list[Path] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    max_bytes: int = 2 * 1024**3
+    timeout_s: float = 60.0
+    attempts: int = 5
+    spool_dir: Path = Path("/tmp/skyqa-spool")
+
+
+class ServeConfig(BaseModel):
+    source: Literal["kafka", "dir"] = "kafka"
+    watch_dir: Path = Path("incoming")
+    watch_interval_s: float = 2.0
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SKYQA_", env_nested_delimiter="__", extra="forbid")
+
+    log_level: str = "INFO"
+    workers: int = Field(2, ge=1, description="processes reading and detecting CCDs in parallel")
+    seed: int = 0
+    detection: DetectionConfig = DetectionConfig()
+    cutouts: CutoutConfig = CutoutConfig()
+    models: ModelsConfig = ModelsConfig()
+    inference: InferenceConfig = InferenceConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    fetch: FetchConfig = FetchConfig()
+    serve: ServeConfig = ServeConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, file_secret_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{CONFIG_ENV}={path}: no such config file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Settings from `config_file` (or $SKYQA_CONFIG) and the environment, with keyword overrides on top."""
+    if config_file is not None:
+        os.environ[CONFIG_ENV] = str(config_file)
+    return Settings(**overrides)

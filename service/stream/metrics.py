@@ -1,0 +1,43 @@
+"""Prometheus metrics of the daemon: base units, no exposure ids as label values.
+
+Dashboards (deploy/grafana) and alerts (deploy/prometheus) are written against these names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Sub-second stages up to a slow network pull of a 700 MiB file: 10 ms .. 15 min.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900)
+COUNT_BUCKETS = (0, 10, 100, 300, 1000, 3000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
+
+EVENTS_CONSUMED = Counter("skyqa_events_consumed_total", "New-exposure events read from Kafka or the watched directory")
+VERDICTS = Counter("skyqa_verdicts_total", "Verdicts published, by curated label", ["label"])
+VERDICT_CELLS = Counter("skyqa_verdict_cells_total", "Verdicts published, by DESOM-2 cell", ["cell_x", "cell_y"])
+DUPLICATE_VERDICTS = Counter("skyqa_duplicate_verdicts_total", "Events processed again after a restart (identical verdict)")
+ERRORS = Counter("skyqa_errors_total", "Processing failures, by stage and machine-readable reason", ["stage", "reason"])
+DEAD_LETTERS = Counter("skyqa_dead_letters_total", "Events sent to the dead-letter topic, by reason", ["reason"])
+STAGE_SECONDS = Histogram(
+    "skyqa_stage_duration_seconds", "Wall time of one pipeline stage for one exposure", ["stage"], buckets=LATENCY_BUCKETS
+)
+END_TO_END_SECONDS = Histogram(
+    "skyqa_end_to_end_latency_seconds",
+    "From the event's timestamp (end of readout) or from its receipt to the verdict acknowledged by the broker",
+    ["since"],  # "event" | "receipt"
+    buckets=LATENCY_BUCKETS,
+)
+DETECTIONS = Histogram("skyqa_exposure_detections", "Detected sources per exposure (W)", buckets=COUNT_BUCKETS)
+CUTOUTS = Histogram("skyqa_exposure_cutouts", "Cutouts sent to DESOM-1 per exposure", buckets=COUNT_BUCKETS)
+LAST_FWHM = Gauge("skyqa_last_exposure_fwhm_arcsec", "Median FWHM of the last classified exposure")
+LAST_ELONGATION = Gauge("skyqa_last_exposure_elongation_ratio", "Median source elongation a/b of the last exposure")
+LAST_BACKGROUND = Gauge("skyqa_last_exposure_background_adu", "Median sky background of the last exposure")
+LAST_BACKGROUND_RMS = Gauge("skyqa_last_exposure_background_rms_adu", "Median sky RMS of the last exposure")
+LAST_DISTANCE = Gauge("skyqa_last_exposure_novelty", "Distance of the last exposure to its DESOM-2 cell prototype")
+LAST_VERDICT_TIME = Gauge("skyqa_last_verdict_timestamp_seconds", "Unix time of the last published verdict")
+CONSUMER_LAG = Gauge("skyqa_consumer_lag_messages", "Events not yet consumed, by partition", ["topic", "partition"])
+TRITON_SECONDS = Histogram(
+    "skyqa_triton_request_duration_seconds", "Triton inference request wall time", ["model"], buckets=LATENCY_BUCKETS
+)
+TRITON_FAILURES = Counter("skyqa_triton_failures_total", "Failed Triton inference requests", ["model"])
+MODEL_INFO = Gauge("skyqa_model_info", "Model versions in use (value 1)", ["desom1_version", "desom2_version"])
+READY = Gauge("skyqa_ready", "1 when broker and inference backend are reachable and models loaded")

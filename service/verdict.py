@@ -1,0 +1,48 @@
+"""The verdict: what skyqa says about one exposure, identical from `classify` and from the daemon."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from service.labels import Label
+
+VERDICT_SCHEMA_VERSION = 1
+
+
+class PhysicalMetrics(BaseModel):
+    """The numbers operators read beside the label (medians over the sources used for cutouts)."""
+
+    fwhm_arcsec: float | None = Field(None, description="median FWHM of point-like sources")
+    elongation: float | None = Field(None, description="median a/b of detected sources")
+    position_angle_deg: float | None = Field(None, description="circular median of source position angle, [0, 180)")
+    background_adu: float | None = Field(None, description="median sky level over usable CCDs")
+    background_rms_adu: float | None = Field(None, description="median sky RMS over usable CCDs")
+    detections_per_ccd: float | None = None
+    saturated_fraction: float | None = Field(None, description="fraction of detections touching saturation")
+
+
+class ModelVersions(BaseModel):
+    desom1: str
+    desom2: str
+
+
+class Verdict(BaseModel):
+    schema_version: int = VERDICT_SCHEMA_VERSION
+    exposure_id: str
+    label: Label
+    usable: bool | None = Field(description="True for Good, False for a curated bad label, None if unlabelled")
+    cell: tuple[int, int] = Field(description="DESOM-2 cell (x, y)")
+    cell_index: int
+    distance: float = Field(description="squared latent distance to the cell prototype: a novelty score")
+    histovector: list[int] = Field(description="raw 625-bin histo-vector (25 x 25 density map, row-major)")
+    metrics: PhysicalMetrics
+    detections: int = Field(description="total detected sources W (scaled to 36 CCDs)")
+    cutouts: int
+    ccds: int = Field(description="CCD image HDUs in the file")
+    dead_ccds: list[str]
+    timings_s: dict[str, float] = Field(description="wall time per stage, seconds")
+    models: ModelVersions
+
+    def deterministic_dump(self) -> dict:
+        """Everything but timings: equal for any re-processing of the same file by the same models."""
+        return self.model_dump(mode="json", exclude={"timings_s"})
