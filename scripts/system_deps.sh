@@ -12,3 +12,12 @@ if ((${#need[@]})); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+# Triton (scripts/triton.sh): the bundled Python-backend stub links the system libpython3.11; readiness via curl.
+need=()
+dpkg -s libpython3.11 >/dev/null 2>&1 || need+=(libpython3.11)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
