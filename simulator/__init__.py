@@ -1,0 +1,4 @@
+"""GalSim simulator of MegaCam-like exposures of known quality class (truth in a separate manifest).
+
+Modules: params (truth + class draws), mosaic (detector), psf, sources, sky, exposure, night, truth, cli.
+"""
