@@ -31,9 +31,9 @@ class Verdict(BaseModel):
     exposure_id: str
     label: Label
     usable: bool | None = Field(description="True for Good, False for a curated bad label, None if unlabelled")
-    cell: tuple[int, int] = Field(description="DESOM-2 cell (x, y)")
-    cell_index: int
-    distance: float = Field(description="squared latent distance to the cell prototype: a novelty score")
+    cell: tuple[int, int] | None = Field(description="DESOM-2 cell (x, y); None when there was nothing to map")
+    cell_index: int | None
+    distance: float | None = Field(description="squared latent distance to the cell prototype: a novelty score")
     histovector: list[int] = Field(description="raw 625-bin histo-vector (25 x 25 density map, row-major)")
     metrics: PhysicalMetrics
     detections: int = Field(description="total detected sources W (scaled to 36 CCDs)")
@@ -42,6 +42,7 @@ class Verdict(BaseModel):
     dead_ccds: list[str]
     timings_s: dict[str, float] = Field(description="wall time per stage, seconds")
     models: ModelVersions
+    notes: list[str] = Field(default_factory=list, description="why a verdict is degraded, e.g. no sources")
 
     def deterministic_dump(self) -> dict:
         """Everything but timings: equal for any re-processing of the same file by the same models."""

@@ -1,0 +1,108 @@
+"""From an exposure file to a Verdict: preprocessing, DESOM-1, histo-vector, DESOM-2, curated label."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from service.config import Settings
+from service.histovector import CellScaler, histo_vector, normalise
+from service.inference.base import SomModel
+from service.inference.factory import open_models
+from service.labels import Label, LabelMap
+from service.modelrepo import resolve_version
+from service.preprocess import PreparedExposure, prepare_exposure
+from service.verdict import ModelVersions, Verdict
+
+DESOM1_NODES = 25 * 25
+
+
+@dataclass(frozen=True)
+class Curation:
+    """What ships beside a DESOM-2 version: the histo-vector scaler and the curated label map."""
+
+    scaler: CellScaler
+    labels: LabelMap
+
+    @classmethod
+    def load(cls, version_dir: Path) -> Curation:
+        return cls(CellScaler.load(version_dir / "scaler.json"), LabelMap.load(version_dir / "labels.json"))
+
+
+class Classifier:
+    """Runs the whole chain for one exposure at a time; holds the models (local or Triton) open."""
+
+    def __init__(self, settings: Settings, models: tuple[SomModel, SomModel] | None = None) -> None:
+        self.settings = settings
+        self.desom1, self.desom2 = models or open_models(settings)
+        _, desom2_dir = resolve_version(settings.models.repository, settings.models.desom2, self.desom2.version)
+        self.curation = Curation.load(desom2_dir)
+        self.versions = ModelVersions(desom1=self.desom1.version, desom2=self.desom2.version)
+
+    def classify(self, path: Path, exposure_id: str | None = None) -> Verdict:
+        """Raises service.exposure.ExposureError (with a machine-readable reason) for unusable files."""
+        start = time.perf_counter()
+        prepared = prepare_exposure(Path(path), self.settings)
+        timings = dict(prepared.timings)
+        if len(prepared.cutouts) == 0:
+            return self._verdict(prepared, exposure_id, np.zeros(DESOM1_NODES, np.int64), None, timings, start)
+
+        t = time.perf_counter()
+        bmus, _ = self.desom1.predict(prepared.cutouts)
+        timings["desom1"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        vector = histo_vector(bmus, prepared.weight, n_nodes=DESOM1_NODES)
+        features = self.curation.scaler.transform(normalise(vector[None, :].astype(np.float32)))
+        timings["histovector"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        cells, distances = self.desom2.predict(features.astype(np.float32))
+        timings["desom2"] = time.perf_counter() - t
+        return self._verdict(prepared, exposure_id, vector, (int(cells[0]), float(distances[0])), timings, start)
+
+    def _verdict(
+        self,
+        prepared: PreparedExposure,
+        exposure_id: str | None,
+        vector: np.ndarray,
+        mapped: tuple[int, float] | None,
+        timings: dict[str, float],
+        start: float,
+    ) -> Verdict:
+        if mapped is None:
+            label, usable, cell, index, distance = Label.UNLABELLED, False, None, None, None
+            notes = ["no sources detected: nothing for DESOM to classify; not usable"]
+        else:
+            index, distance = mapped
+            label = self.curation.labels.label_of(index)
+            nx = self.curation.labels.grid[0]
+            usable, cell, notes = label.usable, (index % nx, index // nx), []
+        timings["total"] = time.perf_counter() - start
+        return Verdict(
+            exposure_id=exposure_id or prepared.exposure_id,
+            label=label,
+            usable=usable,
+            cell=cell,
+            cell_index=index,
+            distance=distance,
+            histovector=[int(v) for v in vector],
+            metrics=prepared.metrics,
+            detections=int(round(prepared.weight)),
+            cutouts=len(prepared.cutouts),
+            ccds=prepared.n_ccds,
+            dead_ccds=prepared.dead_ccds,
+            timings_s={k: round(v, 4) for k, v in timings.items()},
+            models=self.versions,
+            notes=notes,
+        )
+
+    def ready(self) -> bool:
+        return all(getattr(m, "is_ready", lambda: True)() for m in (self.desom1, self.desom2))
+
+    def close(self) -> None:
+        self.desom1.close()
+        self.desom2.close()

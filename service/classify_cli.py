@@ -1,0 +1,85 @@
+"""`skyqa classify PATH...`: verdicts for exposure files (or directories of them), in process by default."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FITS_SUFFIXES = (".fits", ".fits.fz", ".fz", ".fit")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, help="exposure files or directories holding them")
+    parser.add_argument("--json", action="store_true", help="one verdict JSON object per line")
+    parser.add_argument("--truth", type=Path, help="truth manifest: also print scores and a confusion matrix")
+    parser.add_argument("--models", type=Path, help="model repository (default: settings.models.repository)")
+    parser.add_argument("--inference", choices=["local", "triton"], help="override settings.inference.mode")
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given, directories expanded to their FITS files in name order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.name.endswith(FITS_SUFFIXES)))
+        else:
+            files.append(path)
+    return files
+
+
+def table_row(verdict) -> str:  # noqa: ANN001 - service.verdict.Verdict
+    m = verdict.metrics
+    cell = f"{verdict.cell[0]},{verdict.cell[1]}" if verdict.cell else "-"
+
+    def fmt(value: float | None, spec: str) -> str:
+        return format(value, spec) if value is not None else "-"
+
+    return (
+        f"{verdict.exposure_id:<14}{verdict.label.value:<11}{cell:>6}{fmt(verdict.distance, '.3g'):>9}"
+        f"{fmt(m.fwhm_arcsec, '.2f'):>7}{fmt(m.elongation, '.2f'):>7}{fmt(m.background_adu, '.0f'):>8}"
+        f"{verdict.detections:>8}{len(verdict.dead_ccds):>5}{verdict.timings_s.get('total', 0):>7.2f}"
+    )
+
+
+HEADER = f"{'exposure':<14}{'label':<11}{'cell':>6}{'dist':>9}{'fwhm':>7}{'elong':>7}{'sky':>8}{'W':>8}{'dead':>5}{'sec':>7}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from service.classify import Classifier
+    from service.exposure import ExposureError
+    from service.labels import Label
+    from service.scoring import read_truth_labels, score_report
+
+    settings = args.settings
+    if args.models:
+        settings.models.repository = args.models
+    if args.inference:
+        settings.inference.mode = args.inference
+    files = expand(args.paths)
+    if not files:
+        print("skyqa classify: no exposure files found", file=sys.stderr)
+        return 2
+    truth = read_truth_labels(args.truth) if args.truth else {}
+    classifier = Classifier(settings)
+    pairs: list[tuple[Label, Label]] = []
+    failures = 0
+    if not args.json:
+        print(HEADER)
+    try:
+        for path in files:
+            try:
+                verdict = classifier.classify(path)
+            except ExposureError as error:
+                failures += 1
+                print(f"skyqa classify: {path}: {error.reason}: {error}", file=sys.stderr)
+                continue
+            print(verdict.model_dump_json() if args.json else table_row(verdict), flush=True)
+            if verdict.exposure_id in truth:
+                pairs.append((truth[verdict.exposure_id], verdict.label))
+    finally:
+        classifier.close()
+    if truth and not args.json:
+        print()
+        print(score_report(pairs))
+    return 1 if failures else 0

@@ -1,0 +1,25 @@
+"""A complete model repository (ONNX + scaler + label map) built from the tiny contract-following models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from service.histovector import CellScaler
+from service.labels import CellLabel, Label, LabelMap
+from tests.onnx_factory import write_models
+
+TINY_GRID = (4, 4)  # tests.onnx_factory's DESOM-2 has 16 prototypes
+
+
+def write_repository(repo: Path, labelled: dict[int, Label] | None = None) -> Path:
+    write_models(repo, versions=(1,))
+    version = repo / "desom2" / "1"
+    CellScaler(np.full(625, -1.0, np.float32), np.full(625, 5.0, np.float32)).save(version / "scaler.json")
+    labelled = labelled if labelled is not None else {k: list(Label)[1 + k % 6] for k in range(0, 16, 2)}
+    cells = {k: CellLabel(label=v, source="vote", purity=1.0, members=3) for k, v in labelled.items()}
+    LabelMap(grid=TINY_GRID, cells=cells).save(version / "labels.json")
+    (version / "lineage.json").write_text(json.dumps({"desom1_version": "1"}))
+    return repo

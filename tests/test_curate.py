@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from service.labels import CellLabel, Label, LabelMap
+from training.curate import apply_edits, propose, read_cells, write_cells
+
+G, B = Label.GOOD, Label.BT
+
+
+def test_majority_vote_with_purity_threshold() -> None:
+    cells = {"a": 0, "b": 0, "c": 0, "d": 1, "e": 1, "f": 2}
+    truth = {"a": G, "b": G, "c": B, "d": G, "e": B, "f": B}
+    labels = propose(cells, truth, (2, 2), purity=0.6)
+    assert labels.label_of(0) is G and labels.cells[0].purity == 0.667 and labels.cells[0].members == 3
+    assert labels.label_of(1) is Label.UNLABELLED  # 50/50: a white cell
+    assert labels.label_of(2) is B
+    assert labels.label_of(3) is Label.UNLABELLED  # no members
+
+
+def test_expert_entries_survive_recuration_and_edits_apply(tmp_path: Path) -> None:
+    previous = LabelMap(grid=(2, 2), cells={1: CellLabel(label=Label.BGP, source="expert", note="fringes")})
+    labels = propose({"a": 1, "b": 1}, {"a": G, "b": G}, (2, 2), previous=previous)
+    assert labels.label_of(1) is Label.BGP and labels.cells[1].source == "expert"
+    edits = tmp_path / "edits.csv"
+    edits.write_text("cell,label,note\n0,BadFocus,donuts\n1,Unlabelled,\n")
+    edited = apply_edits(labels, edits)
+    assert edited.label_of(0) is Label.BADFOCUS and edited.cells[0].note == "donuts"
+    assert edited.label_of(1) is Label.UNLABELLED and edited.cells[1].source == "expert"
+    path = tmp_path / "labels.json"
+    edited.save(path)
+    assert LabelMap.load(path) == edited
+
+
+def test_cells_csv_round_trip(tmp_path: Path) -> None:
+    write_cells(tmp_path / "cells.csv", {"x": 3, "y": 0})
+    assert read_cells(tmp_path / "cells.csv") == {"x": 3, "y": 0}

@@ -1,0 +1,105 @@
+"""Training-side sub-commands of `skyqa`: dataset, train, curate, export, report.
+
+Argument definitions only at import time; TensorFlow/Keras load inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    dataset = commands.add_parser("dataset", help="build sharded cutout datasets from exposure files")
+    dataset_sub = dataset.add_subparsers(dest="dataset_command", required=True)
+    build = dataset_sub.add_parser("build", help="exposures -> shards via the serving-side preprocessing")
+    build.add_argument("inputs", nargs="+", type=Path, help="exposure files or directories")
+    build.add_argument("--out", type=Path, required=True)
+    build.add_argument("--workers", type=int, default=2)
+    build.set_defaults(run=_run_dataset_build)
+
+    train = commands.add_parser("train", help="train DESOM-1 (cutouts) or DESOM-2 (histo-vectors)")
+    train.add_argument("model", choices=["desom1", "desom2"])
+    train.add_argument("--data", type=Path, required=True, help="dataset directory from `skyqa dataset build`")
+    train.add_argument("--out", type=Path, required=True, help="output directory for this model")
+    train.add_argument("--desom1", type=Path, help="desom2 only: the trained DESOM-1 output directory")
+    train.add_argument("--iterations", type=int, help="default: the paper's schedule")
+    train.add_argument("--batch-size", type=int, help="default: 256 (desom1), 64 (desom2)")
+    train.add_argument("--max-cutouts", type=int, default=200_000, help="desom1: cutouts sampled from the shards")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_run_train)
+
+    curate = commands.add_parser("curate", help="propose the DESOM-2 label map; keep and apply expert edits")
+    curate.add_argument("--cells", type=Path, required=True, help="cells.csv written by `skyqa train desom2`")
+    curate.add_argument("--truth", type=Path, required=True, help="labelled sample (CSV: exposure_id,label)")
+    curate.add_argument("--out", type=Path, required=True, help="labels.json to write")
+    curate.add_argument("--previous", type=Path, help="an earlier labels.json whose expert entries are kept")
+    curate.add_argument("--edits", type=Path, help="CSV of expert edits (cell,label[,note]) to apply")
+    curate.add_argument("--purity", type=float, default=0.6)
+    curate.add_argument("--min-members", type=int, default=1)
+    curate.set_defaults(run=_run_curate)
+
+    export = commands.add_parser("export", help="publish a new numbered version into the model repository")
+    export.add_argument("--desom1", type=Path, required=True)
+    export.add_argument("--desom2", type=Path, required=True)
+    export.add_argument("--labels", type=Path, required=True)
+    export.add_argument("--repository", type=Path, default=Path("models"))
+    export.set_defaults(run=_run_export)
+
+    report = commands.add_parser("report", help="PNG pictures: DESOM-1 prototypes, DESOM-2 label map, density maps")
+    report.add_argument("exposures", nargs="*", type=Path, help="exposures whose density maps to draw")
+    report.add_argument("--out", type=Path, required=True)
+    report.set_defaults(run=_run_report)
+
+
+def _run_dataset_build(args: argparse.Namespace) -> int:
+    from service.classify_cli import expand
+    from training.dataset import build
+
+    entries = build(expand(args.inputs), args.out, args.settings, workers=args.workers)
+    print(f"{args.out}: {len(entries)} exposures, {sum(e.stop - e.start for e in entries)} cutouts")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from training import workflow
+
+    if args.model == "desom1":
+        workflow.train_desom1(args.data, args.out, args.iterations, args.batch_size, args.max_cutouts, args.seed)
+    else:
+        if args.desom1 is None:
+            raise SystemExit("skyqa train desom2: --desom1 DIR (the trained DESOM-1) is required")
+        workflow.train_desom2(args.data, args.desom1, args.out, args.iterations, args.batch_size, args.seed)
+    return 0
+
+
+def _run_curate(args: argparse.Namespace) -> int:
+    from service.labels import LabelMap
+    from service.scoring import read_truth_labels
+    from training.curate import apply_edits, propose, read_cells
+
+    previous = LabelMap.load(args.previous) if args.previous else None
+    grid = previous.grid if previous else (20, 20)
+    label_map = propose(read_cells(args.cells), read_truth_labels(args.truth), grid, args.purity,
+                        args.min_members, previous)
+    if args.edits:
+        label_map = apply_edits(label_map, args.edits)
+    label_map.save(args.out)
+    print(f"{args.out}: {len(label_map.cells)} labelled cells of {grid[0] * grid[1]}")
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from training import workflow
+
+    v1, v2 = workflow.export(args.desom1, args.desom2, args.labels, args.repository)
+    print(f"{args.repository}: desom1 version {v1}, desom2 version {v2}")
+    return 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from training import workflow
+
+    for path in workflow.report(args.settings, args.exposures, args.out):
+        print(path)
+    return 0

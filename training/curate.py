@@ -1,0 +1,63 @@
+"""`skyqa curate`: propose the DESOM-2 label map from a labelled sample, keep and apply expert edits.
+
+The vote stands in for the expert who inspects each cell: a cell gets its majority label when the
+majority is pure enough, and stays unlabelled (a white cell) when its members are mixed.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+
+from service.labels import CellLabel, Label, LabelMap
+
+
+def read_cells(path: Path) -> dict[str, int]:
+    """exposure_id -> DESOM-2 cell index, from the `cells.csv` that `skyqa train desom2` writes."""
+    with open(path, newline="") as handle:
+        return {row["exposure_id"]: int(row["cell"]) for row in csv.DictReader(handle)}
+
+
+def write_cells(path: Path, cells: Mapping[str, int]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["exposure_id", "cell"])
+        writer.writerows(sorted(cells.items()))
+
+
+def propose(
+    cells: Mapping[str, int],
+    truth: Mapping[str, Label],
+    grid: tuple[int, int],
+    purity: float = 0.6,
+    min_members: int = 1,
+    previous: LabelMap | None = None,
+) -> LabelMap:
+    """Majority vote per cell; expert entries of `previous` always win over the vote."""
+    votes: dict[int, Counter[Label]] = {}
+    for exposure_id, cell in cells.items():
+        if exposure_id in truth:
+            votes.setdefault(cell, Counter())[truth[exposure_id]] += 1
+    proposed: dict[int, CellLabel] = {}
+    for cell, counter in votes.items():
+        label, count = counter.most_common(1)[0]
+        members = sum(counter.values())
+        share = count / members
+        if members >= min_members and share >= purity:
+            proposed[cell] = CellLabel(label=label, source="vote", purity=round(share, 3), members=members)
+    if previous is not None:
+        proposed.update({c: e for c, e in previous.cells.items() if e.source == "expert"})
+    return LabelMap(grid=grid, cells=dict(sorted(proposed.items())))
+
+
+def apply_edits(label_map: LabelMap, edits: Path) -> LabelMap:
+    """Expert edits from a CSV (`cell,label[,note]`; label `Unlabelled` clears a cell) become 'expert' entries."""
+    cells = dict(label_map.cells)
+    with open(edits, newline="") as handle:
+        for row in csv.DictReader(handle):
+            cell, label = int(row["cell"]), Label(row["label"])
+            members = cells[cell].members if cell in cells else 0
+            cells[cell] = CellLabel(label=label, source="expert", members=members, note=row.get("note") or "")
+    return label_map.model_copy(update={"cells": dict(sorted(cells.items()))})

@@ -1,0 +1,130 @@
+"""`skyqa dataset build`: exposures -> sharded cutout datasets through the serving-side preprocessing.
+
+A shard is one .npz (float16 cutouts of a few exposures + offsets); `manifest.jsonl` lists what was used.
+The manifest line is written only after its shard is on disk, so an interrupted build resumes where it
+stopped and never holds a half-written shard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from service.config import Settings
+from service.exposure import ExposureError
+from service.preprocess import PreparedExposure, prepare_exposure
+
+MANIFEST = "manifest.jsonl"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One exposure in a dataset: where its cutouts live and what preprocessing found."""
+
+    exposure_id: str
+    file: str
+    shard: str
+    start: int
+    stop: int
+    weight: float
+    n_ccds: int
+    dead_ccds: list[str]
+
+
+def read_manifest(root: Path) -> list[Entry]:
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return []
+    return [Entry(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _prepare(job: tuple[Path, Settings]) -> PreparedExposure | tuple[Path, str]:
+    path, settings = job
+    try:
+        return prepare_exposure(path, settings)
+    except ExposureError as error:
+        return path, f"{error.reason}: {error}"
+
+
+def build(files: Sequence[Path], root: Path, settings: Settings, workers: int, per_shard: int = 32) -> list[Entry]:
+    """Adds every exposure of `files` not yet in the manifest; returns the whole manifest."""
+    root.mkdir(parents=True, exist_ok=True)
+    done = {entry.file for entry in read_manifest(root)}
+    todo = [Path(f) for f in files if str(Path(f).resolve()) not in done]
+    inline = settings.model_copy(update={"workers": 1})  # parallel over exposures, not CCDs
+    shard_index = len({e.shard for e in read_manifest(root)})
+    with ProcessPoolExecutor(max_workers=workers) as pool, tqdm(total=len(todo), desc="dataset", unit="exp") as bar:
+        for start in range(0, len(todo), per_shard):
+            chunk = todo[start : start + per_shard]
+            results = list(pool.map(_prepare, [(path, inline) for path in chunk]))
+            prepared = [r for r in results if isinstance(r, PreparedExposure)]
+            for path, reason in (r for r in results if not isinstance(r, PreparedExposure)):
+                tqdm.write(f"skipped {path}: {reason}")
+            _write_shard(root, f"shard-{shard_index:05d}.npz", chunk, results, prepared)
+            shard_index += 1
+            bar.update(len(chunk))
+    return read_manifest(root)
+
+
+def _write_shard(
+    root: Path, name: str, chunk: list[Path], results: list, prepared: list[PreparedExposure]
+) -> None:
+    files = {id(r): str(p.resolve()) for p, r in zip(chunk, results)}
+    cutouts = [p.cutouts[..., 0].astype(np.float16) for p in prepared]
+    offsets = np.cumsum([0] + [len(c) for c in cutouts])
+    stacked = np.concatenate(cutouts) if cutouts else np.zeros((0, 32, 32), np.float16)
+    tmp = root / f".{name}.tmp.npz"
+    np.savez(tmp, cutouts=stacked, offsets=offsets)
+    os.replace(tmp, root / name)
+    with open(root / MANIFEST, "a") as manifest:
+        for i, p in enumerate(prepared):
+            entry = Entry(
+                exposure_id=p.exposure_id,
+                file=files[id(p)],
+                shard=name,
+                start=int(offsets[i]),
+                stop=int(offsets[i + 1]),
+                weight=float(p.weight),
+                n_ccds=p.n_ccds,
+                dead_ccds=list(p.dead_ccds),
+            )
+            manifest.write(json.dumps(entry.__dict__) + "\n")
+
+
+def iter_exposures(root: Path) -> Iterator[tuple[Entry, np.ndarray]]:
+    """(entry, float32 cutouts (N,32,32,1)) per exposure, one shard in memory at a time."""
+    by_shard: dict[str, list[Entry]] = {}
+    for entry in read_manifest(root):
+        by_shard.setdefault(entry.shard, []).append(entry)
+    for shard, entries in by_shard.items():
+        with np.load(Path(root) / shard) as data:
+            cutouts = data["cutouts"]
+        for entry in entries:
+            yield entry, cutouts[entry.start : entry.stop, ..., None].astype(np.float32)
+
+
+def sample_cutouts(root: Path, n: int, seed: int) -> np.ndarray:
+    """A uniform random sample of n cutouts over the whole dataset, loading one shard at a time."""
+    entries = read_manifest(root)
+    total = sum(e.stop - e.start for e in entries)
+    if total == 0:
+        raise ValueError(f"{root}: dataset holds no cutouts")
+    rng = np.random.default_rng(seed)
+    picks = np.sort(rng.choice(total, size=min(n, total), replace=False))
+    out, base = [], 0
+    for shard in dict.fromkeys(e.shard for e in entries):
+        with np.load(Path(root) / shard) as data:
+            size = len(data["cutouts"])
+            local = picks[(picks >= base) & (picks < base + size)] - base
+            out.append(data["cutouts"][local])
+        base += size
+    sample = np.concatenate(out)[..., None].astype(np.float32)
+    rng.shuffle(sample)
+    return sample

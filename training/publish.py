@@ -1,0 +1,78 @@
+"""`skyqa export`: a new numbered version in the Triton model repository, never touching a live one.
+
+DESOM-2 is only meaningful on top of the DESOM-1 it was trained with, so its version directory
+records that lineage and the classifier refuses a mismatched pair.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from service.histovector import CellScaler
+from service.labels import LabelMap
+from service.modelrepo import versions
+
+
+def next_version(repository: Path, name: str) -> str:
+    return str(max(versions(repository, name), default=0) + 1)
+
+
+def _new_version_dir(repository: Path, name: str) -> Path:
+    target = repository / name / next_version(repository, name)
+    target.mkdir(parents=True, exist_ok=False)  # exist_ok=False: a live version is never overwritten
+    return target
+
+
+def publish(
+    repository: Path,
+    desom1_onnx: Path,
+    prototypes: np.ndarray,
+    desom2_onnx: Path,
+    scaler: CellScaler,
+    labels: LabelMap,
+    card: dict,
+) -> tuple[str, str]:
+    """Writes desom1/<v1> and desom2/<v2>; returns (v1, v2)."""
+    d1 = _new_version_dir(repository, "desom1")
+    shutil.copyfile(desom1_onnx, d1 / "model.onnx")
+    np.save(d1 / "prototypes.npy", prototypes.astype(np.float16))
+    d2 = _new_version_dir(repository, "desom2")
+    shutil.copyfile(desom2_onnx, d2 / "model.onnx")
+    scaler.save(d2 / "scaler.json")
+    labels.save(d2 / "labels.json")
+    (d2 / "lineage.json").write_text(json.dumps({"desom1_version": d1.name}) + "\n")
+    card = {
+        **card,
+        "desom1_version": d1.name,
+        "desom2_version": d2.name,
+        "exported_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hardware": f"{platform.machine()} {platform.processor() or ''} ({_cpus()} CPUs)".strip(),
+    }
+    (d2 / "model_card.md").write_text(render_card(card))
+    return d1.name, d2.name
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def render_card(card: dict) -> str:
+    """A small markdown model card: data, schedule, metrics, time and hardware, for the people who deploy it."""
+    lines = [f"# skyqa model card: desom1 v{card['desom1_version']} + desom2 v{card['desom2_version']}", ""]
+    for section in ("data", "training", "metrics"):
+        if section in card:
+            lines += [f"## {section.capitalize()}", ""]
+            lines += [f"- {key}: {value}" for key, value in card[section].items()]
+            lines.append("")
+    lines += ["## Provenance", "", f"- exported: {card['exported_utc']}", f"- hardware: {card['hardware']}", ""]
+    lines += ["Labels come from `skyqa curate` (majority vote with a purity threshold over a labelled sample);",
+              "entries marked `expert` in labels.json are hand edits and survive re-curation.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""The offline workflow behind `skyqa train/export/report`: shards -> DESOM-1 -> histo-vectors -> DESOM-2.
+
+Histo-vectors for DESOM-2 and the curation cells are computed through the exported ONNX files and the
+serving-side code (service.histovector, service.inference.local), so training sees what serving sees.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from service.config import Settings
+from service.histovector import CellScaler, histo_vector, normalise
+from service.inference.base import DESOM1, DESOM2, Contract
+from service.inference.local import LocalSomModel
+from service.labels import LabelMap
+from service.modelrepo import resolve_version
+from training.architectures import build_desom1, build_desom2
+from training.curate import write_cells
+from training.dataset import iter_exposures, read_manifest, sample_cutouts
+from training.desom import DESOM
+from training.export import export_onnx
+from training.publish import publish
+from training.train import train_desom
+
+CHECKPOINT = "model.keras"
+
+
+def _local(path: Path, contract: Contract) -> LocalSomModel:
+    return LocalSomModel(path, contract, name=contract.name, version="staging", batch_size=2048, threads=2)
+
+
+def _fit(model: DESOM, x: np.ndarray, out: Path, batch_size: int, seed: int) -> dict:
+    """Train what is left of the model's schedule, checkpointing every logging epoch (resumable)."""
+    out.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(out / CHECKPOINT)),
+        keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
+    ]
+    start = time.perf_counter()
+    history = train_desom(model, x, batch_size=batch_size, seed=seed, callbacks=callbacks)
+    seconds = time.perf_counter() - start
+    model.save(out / CHECKPOINT)
+    last = {k: round(float(v[-1]), 5) for k, v in history.history.items() if v}
+    return {"iterations": model.iterations, "batch_size": batch_size, "seconds": round(seconds, 1),
+            "backend": keras.backend.backend(), "final": last}
+
+
+def _model(out: Path, build, iterations: int | None) -> tuple[DESOM, bool]:
+    """Resume from the checkpoint in `out` when there is one, else a fresh model."""
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists():
+        return keras.saving.load_model(checkpoint), True
+    return (build(iterations=iterations) if iterations else build()), False
+
+
+def train_desom1(data: Path, out: Path, iterations: int | None, batch_size: int | None, max_cutouts: int,
+                 seed: int) -> dict:
+    x = sample_cutouts(data, max_cutouts, seed)
+    model, resumed = _model(out, build_desom1, iterations)
+    if not resumed:
+        model.init_prototypes(x[:20_000], seed=seed)
+    meta = _fit(model, x, out, batch_size or 256, seed)
+    export_onnx(model, "desom1", out / "model.onnx")
+    prototypes = keras.ops.convert_to_numpy(model.decoder(model.som.prototypes))[..., 0]
+    np.save(out / "prototypes.npy", prototypes)
+    meta |= {"cutouts": len(x), "exposures": len(read_manifest(data))}
+    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def histovectors(data: Path, desom1_onnx: Path) -> tuple[list[str], np.ndarray]:
+    """Raw 625-bin histo-vectors of every exposure in the dataset, through the exported DESOM-1."""
+    model = _local(desom1_onnx, DESOM1)
+    ids, vectors = [], []
+    for entry, cutouts in iter_exposures(data):
+        bmus, _ = model.predict(cutouts)
+        ids.append(entry.exposure_id)
+        vectors.append(histo_vector(bmus, entry.weight))
+    model.close()
+    return ids, np.stack(vectors)
+
+
+def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, batch_size: int | None,
+                 seed: int) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    ids, raw = histovectors(data, desom1 / "model.onnx")
+    np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw)
+    normalised = normalise(raw.astype(np.float32))
+    scaler = CellScaler().fit(normalised)
+    x = scaler.transform(normalised).astype(np.float32)
+    model, resumed = _model(out, build_desom2, iterations)
+    if not resumed:
+        model.init_prototypes(x, seed=seed)
+    meta = _fit(model, x, out, batch_size or 64, seed)
+    export_onnx(model, "desom2", out / "model.onnx")
+    scaler.save(out / "scaler.json")
+    cells, _ = _local(out / "model.onnx", DESOM2).predict(x)
+    write_cells(out / "cells.csv", dict(zip(ids, (int(c) for c in cells))))
+    meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist())))}
+    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def export(desom1: Path, desom2: Path, labels: Path, repository: Path) -> tuple[str, str]:
+    meta1 = json.loads((desom1 / "meta.json").read_text())
+    meta2 = json.loads((desom2 / "meta.json").read_text())
+    label_map = LabelMap.load(labels)
+    card = {
+        "data": {"desom1 cutouts": meta1["cutouts"], "desom1 exposures": meta1["exposures"],
+                 "desom2 exposures": meta2["exposures"], "labelled cells": len(label_map.cells)},
+        "training": {"desom1": {k: meta1[k] for k in ("iterations", "batch_size", "seconds", "backend")},
+                     "desom2": {k: meta2[k] for k in ("iterations", "batch_size", "seconds", "backend")}},
+        "metrics": {"desom1 final": meta1["final"], "desom2 final": meta2["final"],
+                    "desom2 occupied cells": meta2["occupied_cells"]},
+    }
+    return publish(repository, desom1 / "model.onnx", np.load(desom1 / "prototypes.npy"), desom2 / "model.onnx",
+                   CellScaler.load(desom2 / "scaler.json"), label_map, card)
+
+
+def report(settings: Settings, exposures: list[Path], out: Path) -> list[Path]:
+    from service.classify import Classifier
+    from training import report as pictures
+
+    repo = settings.models.repository
+    _, d1 = resolve_version(repo, settings.models.desom1, settings.models.desom1_version)
+    _, d2 = resolve_version(repo, settings.models.desom2, settings.models.desom2_version)
+    paths = [
+        pictures.prototype_grid(np.load(d1 / "prototypes.npy"), (25, 25), out / "desom1_prototypes.png"),
+        pictures.label_map(LabelMap.load(d2 / "labels.json"), out / "desom2_label_map.png"),
+    ]
+    if exposures:
+        classifier = Classifier(settings)
+        for path in exposures:
+            verdict = classifier.classify(path)
+            title = f"{verdict.exposure_id}: {verdict.label.value} (cell {verdict.cell})"
+            paths.append(pictures.density_map(np.array(verdict.histovector), (25, 25), title,
+                                              out / f"density_{verdict.exposure_id}.png"))
+        classifier.close()
+    return paths
