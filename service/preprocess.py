@@ -1,0 +1,219 @@
+"""One exposure file -> cutouts, weight W and physical metrics (method.md, Preprocessing).
+
+Per CCD, in `settings.workers` processes (each opens the file once per chunk of consecutive CCDs
+and reads one HDU at a time, so memory stays about one CCD per worker): read, NaN -> median, skip
+dead, detect, border cut, sample 100, cut 32 x 32, normalise. The sampling RNG is seeded from
+(seed, exposure id, EXTNAME) through SHA-256, so any re-processing, with any worker count,
+yields identical cutouts.
+
+Worker processes come from a forkserver, so a script calling `prepare_exposure` with workers > 1
+needs the usual `if __name__ == "__main__":` guard.
+
+Speed option `detection.area_fraction` < 1 (1.0 is the reference): only evenly spaced row bands
+of ~`band_rows` rows covering that fraction of each CCD are read (FITS sections: only their
+compressed tiles are decoded) and searched. Each band is read with size + margin rows of context
+on both sides so sources near its edges are detected whole and cut out, but only sources centred
+in the band proper are counted, which keeps W unbiased after scaling by the inverse searched fraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.io import fits
+
+from service.config import CutoutConfig, DetectionConfig, Settings
+from service.cutouts import extract_cutouts, normalise_cutouts, select_sources
+from service.detection import detect
+from service.exposure import (
+    CCDInfo,
+    ExposureError,
+    describe_exposure,
+    exposure_id,
+    fill_nans,
+    is_dead,
+    open_exposure,
+    read_rows,
+)
+from service.physical import SourceMeasures, exposure_pixel_scale, measure_sources, summarise
+from service.verdict import PhysicalMetrics
+
+REFERENCE_CCDS = 36  # W is scaled to a 36-CCD exposure, as the reference does for 40-CCD ones
+STAGES = ("read", "detect", "cutouts")
+CHUNKS_PER_WORKER = 3  # enough tasks to balance uneven CCDs, few enough to open the file rarely
+
+
+@dataclass
+class PreparedExposure:
+    """What the classifier (serving) and the dataset builder (training) need from one exposure."""
+
+    exposure_id: str
+    cutouts: np.ndarray  # (N, size, size, 1) float32 in [0, 1]
+    weight: float  # W: total detections, scaled to the searched area and to 36 CCDs
+    n_ccds: int
+    dead_ccds: list[str]
+    metrics: PhysicalMetrics
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # degraded processing, e.g. a CCD whose detection overflowed
+
+
+@dataclass(frozen=True)
+class _CCDResult:
+    extname: str
+    dead: bool
+    cutouts: np.ndarray
+    detections: float  # sources counted in the searched rows / searched fraction
+    measures: list[SourceMeasures]
+    timings: dict[str, float]
+    notes: list[str]
+
+
+def ccd_seed(seed: int, exposure: str, extname: str) -> int:
+    """Stable 64-bit seed (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}\0{exposure}\0{extname}".encode()).digest()[:8], "little")
+
+
+def row_bands(n_rows: int, area_fraction: float, band_rows: int) -> list[slice]:
+    """Evenly spaced, non-overlapping row bands of ~band_rows rows covering `area_fraction` of the rows."""
+    if area_fraction >= 1.0:
+        return [slice(0, n_rows)]
+    searched = max(1, round(area_fraction * n_rows))
+    n_bands = max(1, round(searched / band_rows))
+    rows = searched // n_bands
+    starts = np.linspace(0, n_rows - rows, n_bands).round().astype(int)
+    return [slice(int(s), int(s) + rows) for s in starts]
+
+
+def _process_ccds(
+    path: str, ccds: list[CCDInfo], exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig
+) -> list[_CCDResult]:
+    """Consecutive CCDs with one open of the file (runs in a worker process); memory stays one CCD.
+
+    Reaching HDU k of a lazily opened file parses the k headers before it: one open per chunk
+    instead of per CCD keeps that from growing with the square of the number of CCDs.
+    """
+    with open_exposure(path) as hdul:
+        return [_process_ccd(hdul, info, exposure, seed, det_cfg, cut_cfg) for info in ccds]
+
+
+def _process_ccd(
+    hdul: fits.HDUList, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig
+) -> _CCDResult:
+    """Everything one CCD contributes."""
+    timings, notes = {}, []
+    t = time.perf_counter()
+    n_rows = info.shape[0]
+    cores = row_bands(n_rows, det_cfg.area_fraction, det_cfg.band_rows)
+    pad = cut_cfg.size + cut_cfg.border_margin
+    reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
+    bands = read_rows(hdul, info, [None if r == slice(0, n_rows) else r for r in reads])
+    timings["read"] = time.perf_counter() - t
+    if all(is_dead(b) for b in bands):
+        empty = np.zeros((0, cut_cfg.size, cut_cfg.size, 1), np.float32)
+        return _CCDResult(info.extname, True, empty, 0.0, [], {**timings, "detect": 0.0, "cutouts": 0.0}, [])
+
+    t = time.perf_counter()
+    measures, candidates = [], []  # candidates: (band index, x, y in band, y in CCD) of counted sources
+    for i, (band, core, read) in enumerate(zip(bands, cores, reads, strict=True)):
+        det = detect(fill_nans(band), det_cfg, copy=False)  # band is background-subtracted in place
+        if det.status != "ok":
+            notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
+        y_ccd = det.objects["y"] + read.start
+        objects = det.objects[(y_ccd >= core.start - 0.5) & (y_ccd < core.stop - 0.5)]
+        measures.append(measure_sources(band, objects, det.level, det.rms, info.saturate))
+        candidates.append((np.full(len(objects), i), objects["x"], objects["y"], objects["y"] + read.start))
+    band_of, x, y_band, y_ccd = (np.concatenate(c) for c in zip(*candidates, strict=True))
+    timings["detect"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    rng = np.random.default_rng(ccd_seed(seed, exposure, info.extname))
+    chosen = select_sources(x, y_ccd, info.shape, cut_cfg.size, cut_cfg.border_margin, cut_cfg.per_ccd, rng)
+    raw = np.empty((len(chosen), cut_cfg.size, cut_cfg.size), np.float32)
+    for i, band in enumerate(bands):
+        here = band_of[chosen] == i
+        raw[here] = extract_cutouts(band, x[chosen[here]], y_band[chosen[here]], cut_cfg.size)
+    cutouts = normalise_cutouts(raw, cut_cfg.clip_percentiles)
+    timings["cutouts"] = time.perf_counter() - t
+
+    searched = sum(c.stop - c.start for c in cores) / n_rows
+    return _CCDResult(info.extname, False, cutouts, len(x) / searched, measures, timings, notes)
+
+
+_pool: tuple[int, ProcessPoolExecutor] | None = None
+
+
+def _executor(workers: int) -> Executor:
+    """A process pool kept across exposures (worker start-up is paid once per daemon, not per file).
+
+    Workers come from a forkserver that has already imported this module: forking a parent that
+    runs threads (Kafka, onnxruntime) is unsafe, and spawning would re-import numpy/astropy per worker.
+    """
+    global _pool
+    if _pool is None or _pool[0] != workers:
+        shutdown_pool()
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        _pool = (workers, ProcessPoolExecutor(max_workers=workers, mp_context=ctx))
+    return _pool[1]
+
+
+def shutdown_pool() -> None:
+    """Stop the worker processes (also done automatically at interpreter exit)."""
+    global _pool
+    if _pool is not None:
+        _pool[1].shutdown(cancel_futures=True)
+        _pool = None
+
+
+def _run_ccds(path: str, ccds: list[CCDInfo], exposure: str, settings: Settings) -> list[_CCDResult]:
+    """All CCDs' results in file order: inline for one worker, else in chunks spread over the pool."""
+    args = (exposure, settings.seed, settings.detection, settings.cutouts)
+    n_chunks = min(len(ccds), settings.workers * CHUNKS_PER_WORKER)
+    if settings.workers == 1 or n_chunks == 1:
+        return _process_ccds(path, ccds, *args)
+    bounds = np.linspace(0, len(ccds), n_chunks + 1).round().astype(int)
+    pool = _executor(settings.workers)
+    futures = [pool.submit(_process_ccds, path, ccds[lo:hi], *args) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    try:
+        return [result for f in futures for result in f.result()]
+    except BrokenProcessPool:  # a worker died (e.g. OOM-killed): start afresh next time
+        shutdown_pool()
+        raise
+    finally:
+        for f in futures:
+            f.cancel()
+
+
+def prepare_exposure(path: str | os.PathLike, settings: Settings) -> PreparedExposure:
+    """Cutouts, W and metrics of one exposure. Raises ExposureError for unreadable files and
+    when every CCD is dead; an exposure without any detection gets 0 cutouts (the classifier decides)."""
+    start = time.perf_counter()
+    path = os.fspath(path)
+    primary, ccds = describe_exposure(path)
+    exposure = exposure_id(path, primary)
+    results = _run_ccds(path, ccds, exposure, settings)
+    live = [r for r in results if not r.dead]
+    if not live:
+        raise ExposureError("no_usable_ccd", f"{path}: all {len(ccds)} CCDs are dead")
+    detections = sum(r.detections for r in live)
+    prepared = PreparedExposure(
+        exposure_id=exposure,
+        cutouts=np.concatenate([r.cutouts for r in live]),
+        weight=detections * REFERENCE_CCDS / len(ccds),
+        n_ccds=len(ccds),
+        dead_ccds=[r.extname for r in results if r.dead],
+        metrics=summarise(
+            [m for r in live for m in r.measures], exposure_pixel_scale(primary, ccds), detections / len(live)
+        ),
+        timings={stage: sum(r.timings[stage] for r in results) for stage in STAGES},
+        notes=[note for r in results for note in r.notes],
+    )
+    prepared.timings["prepare_wall"] = time.perf_counter() - start
+    return prepared

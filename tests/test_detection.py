@@ -1,0 +1,76 @@
+"""service.detection: reference sep settings, flat data and buffer overflows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sep
+from fits_factory import Stars, render_stars
+
+from service import detection
+from service.config import DetectionConfig
+from service.detection import detect, gaussian_kernel
+
+# SExtractor's gauss_3.0_7x7.conv, central row.
+SEXTRACTOR_ROW = [0.068707, 0.296069, 0.710525, 0.951108, 0.710525, 0.296069, 0.068707]
+
+
+def star_field(n=40, shape=(256, 256), seed=0, **star_kw):
+    rng = np.random.default_rng(seed)
+    data = 1000 + 10 * rng.standard_normal(shape, dtype=np.float32)
+    return data + render_stars(shape, Stars(n=n, **star_kw), rng, edge=8)
+
+
+def test_kernel_is_sextractor_gauss_3_7x7():
+    kernel = gaussian_kernel(3.0, 7)
+    assert kernel.shape == (7, 7) and kernel.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(kernel[3] / kernel[3, 3] * SEXTRACTOR_ROW[3], SEXTRACTOR_ROW, rtol=0.01)
+
+
+def test_detects_injected_stars_and_background():
+    data = star_field(n=40)
+    found = detect(data, DetectionConfig())
+    assert found.status == "ok"
+    assert 36 <= len(found) <= 44  # a few blends, a few noise peaks at 2 sigma with minarea 5
+    assert found.level == pytest.approx(1000, abs=2) and found.rms == pytest.approx(10, rel=0.1)
+    assert set(detection.OBJECT_FIELDS) <= set(found.objects.dtype.names)
+
+
+def test_copy_flag():
+    data = star_field(n=5)
+    before = data.copy()
+    detect(data, DetectionConfig())
+    np.testing.assert_array_equal(data, before)
+    detect(data, DetectionConfig(), copy=False)
+    assert abs(np.median(data)) < 1.0  # background subtracted in place
+
+
+def test_flat_data_gives_no_sources():
+    for data in (np.zeros((128, 128), np.float32), np.full((128, 128), 700.0, np.float32)):
+        found = detect(data, DetectionConfig())
+        assert len(found) == 0 and found.status == "ok"
+
+
+def test_pixel_buffer_overflow_is_retried(monkeypatch):
+    data = star_field(n=40)
+    reference = detect(data, DetectionConfig())
+    monkeypatch.setattr(detection, "PIXSTACK", 20)
+    relaxed = detect(data, DetectionConfig())
+    assert relaxed.status == "relaxed" and len(relaxed) == len(reference)
+    monkeypatch.setattr(detection, "MAX_PIXSTACK", 20)
+    overflow = detect(data, DetectionConfig())
+    assert overflow.status == "overflow" and len(overflow) == 0
+    assert overflow.level == reference.level
+    # the global stack is restored after each call
+    assert sep.get_extract_pixstack() == 20
+
+
+def test_deblend_overflow_is_retried():
+    data = star_field(n=300, shape=(128, 128), sigma=2.5)  # heavy blending
+    limit = sep.get_sub_object_limit()
+    sep.set_sub_object_limit(1)
+    try:
+        found = detect(data, DetectionConfig())
+    finally:
+        sep.set_sub_object_limit(limit)
+    assert found.status == "relaxed" and len(found) > 0
