@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,13 @@ class Classifier:
         self.desom1, self.desom2 = models or open_models(settings)
         _, desom2_dir = resolve_version(settings.models.repository, settings.models.desom2, self.desom2.version)
         self.curation = Curation.load(desom2_dir)
+        lineage = desom2_dir / "lineage.json"
+        trained_on = json.loads(lineage.read_text())["desom1_version"] if lineage.exists() else self.desom1.version
+        if trained_on != self.desom1.version:
+            raise ValueError(
+                f"desom2 v{self.desom2.version} was trained on desom1 v{trained_on}, not v{self.desom1.version}: "
+                "set models.desom1_version to match"
+            )
         self.versions = ModelVersions(desom1=self.desom1.version, desom2=self.desom2.version)
 
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict:

@@ -77,3 +77,12 @@ def test_cli_prints_json_verdicts_and_reports_bad_files(repo: Path, tmp_path: Pa
     assert code == 1
     assert [v["exposure_id"] for v in verdicts] == ["7"]
     assert "truncated" in err and "not_fits" in err
+
+
+def test_desom2_refuses_a_desom1_it_was_not_trained_on(tmp_path: Path) -> None:
+    repo = write_repository(tmp_path / "models")
+    (repo / "desom2" / "1" / "lineage.json").write_text(json.dumps({"desom1_version": "9"}))
+    settings = load_settings(workers=1)
+    settings.models.repository = repo
+    with pytest.raises(ValueError, match="trained on desom1 v9"):
+        Classifier(settings)
