@@ -1,0 +1,159 @@
+"""The directory source: a watched directory instead of Kafka, for a site without a broker or for a laptop.
+
+New `*.fits*` files (complete: same size on two consecutive polls) become events and run through the same
+chain as Kafka events. Verdicts go to `<watch_dir>/verdicts/<exposure_id>.json`, bad files are moved to
+`<watch_dir>/rejected/` beside a `<name>.reason.json` dead letter. The output directories are the state:
+`verdicts/processed.tsv` lists the files already classified (written after their verdict, so a crash in
+between only re-classifies one file, to an identical verdict), rejected files have left the directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from astropy.io import fits
+
+from service.exposure import exposure_id
+from service.stream.backoff import Backoff
+from service.stream.errors import Transient
+from service.stream.events import ExposureEvent
+from service.stream.metrics import DUPLICATE_VERDICTS, ERRORS, EVENTS_CONSUMED
+from service.stream.outcome import Message, Origin, Outcome
+from service.stream.steps import Step
+
+PATTERN = "*.fits*"
+INSTRUMENT = "watched-directory"
+log = structlog.get_logger("skyqa.stream")
+
+
+class DirState:
+    """The outbox directories and the ledger of processed file names."""
+
+    def __init__(self, watch_dir: Path) -> None:
+        self.watch_dir = watch_dir
+        self.verdicts = watch_dir / "verdicts"
+        self.rejected = watch_dir / "rejected"
+        self.ledger = self.verdicts / "processed.tsv"
+        self.verdicts.mkdir(parents=True, exist_ok=True)
+        self.rejected.mkdir(parents=True, exist_ok=True)
+
+    def processed(self) -> set[str]:
+        if not self.ledger.exists():
+            return set()
+        return {line.split("\t", 1)[0] for line in self.ledger.read_text().splitlines() if line}
+
+    def record(self, name: str, exposure: str) -> None:
+        with self.ledger.open("a") as f:
+            f.write(f"{name}\t{exposure}\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+class WriteFiles:
+    """The directory sink (its 'commit'): verdict file + ledger line, or dead letter + move to rejected/."""
+
+    def __init__(self, state: DirState, next_step: Step[Outcome]) -> None:
+        self.state, self.next_step = state, next_step
+
+    def submit(self, message: Message[Outcome]) -> None:
+        outcome = message.payload
+        assert outcome.event is not None  # events built by DirSource always decode
+        source = Path(unquote(urlsplit(outcome.event.uri).path))
+        if outcome.verdict is not None:
+            target = self.state.verdicts / f"{outcome.verdict.exposure_id}.json"
+            if target.exists():
+                DUPLICATE_VERDICTS.inc()
+            _atomic_write(target, outcome.value)
+            self.state.record(source.name, outcome.verdict.exposure_id)
+        else:
+            _atomic_write(self.state.rejected / f"{source.name}.reason.json", outcome.value)
+            source.replace(self.state.rejected / source.name)
+        self.next_step.submit(message)
+
+
+class DirSource:
+    """Polls `watch_dir` every `interval_s` and submits each new complete file once."""
+
+    def __init__(self, watch_dir: Path, interval_s: float, chain: Step[bytes], stop: threading.Event,
+                 heartbeat=lambda: None) -> None:  # noqa: ANN001
+        self.state = DirState(watch_dir)
+        self.watch_dir, self.interval_s, self.chain, self.stop, self.heartbeat = watch_dir, interval_s, chain, stop, heartbeat
+        self.backoff = Backoff()
+        self._sizes: dict[str, int] = {}
+        self._offset = 0
+        self._retrying: str | None = None
+
+    def run(self) -> int:
+        done = self.state.processed()
+        while not self.stop.is_set():
+            self.heartbeat()
+            sizes = _sizes(self.watch_dir)
+            ready = sorted(n for n, size in sizes.items() if n not in done and self._sizes.get(n) == size)
+            self._sizes = sizes
+            for name in ready:
+                if self.stop.is_set():
+                    break
+                if self._process(self.watch_dir / name):
+                    done.add(name)
+                else:
+                    self.backoff.wait(self.stop)
+                    break
+            self.stop.wait(self.interval_s)
+        return 0
+
+    def _process(self, path: Path) -> bool:
+        """True once the file has a verdict or was rejected; False when it must be retried (Transient)."""
+        if self._retrying != path.name:
+            EVENTS_CONSUMED.inc()
+        event = ExposureEvent(schema_version=1, exposure_id=_exposure_id(path), uri=path.resolve().as_uri(),
+                              instrument=INSTRUMENT, obs_time=datetime.fromtimestamp(path.stat().st_mtime, UTC))
+        self._offset += 1
+        origin = Origin(f"dir:{self.watch_dir}", 0, self._offset, event.to_bytes(), time.time())
+        try:
+            self.chain.submit(Message(origin.raw, origin))
+        except Transient as err:
+            ERRORS.labels(stage=err.stage, reason="transient").inc()
+            log.warning("event_retry", file=path.name, error=str(err), attempt=self.backoff.failures + 1)
+            self._retrying = path.name
+            return False
+        self._retrying = None
+        self.backoff.reset()
+        return True
+
+
+def _sizes(watch_dir: Path) -> dict[str, int]:
+    sizes = {}
+    for path in watch_dir.glob(PATTERN):
+        try:
+            if path.is_file():
+                sizes[path.name] = path.stat().st_size
+        except OSError:  # removed between listing and stat
+            continue
+    return sizes
+
+
+def _exposure_id(path: Path) -> str:
+    """The project convention (EXPNUM, else the file name); a file that is not FITS gets its name."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a damaged header is the chain's business, not this lookup's
+            header = fits.getheader(path, 0)
+    except Exception:  # not FITS / truncated: the chain rejects it with the precise reason
+        header = fits.Header()
+    return exposure_id(path, header)
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".tmp-", delete=False) as tmp:
+        tmp.write(data)
+        tmp.flush()
+        os.fsync(tmp.fileno())
+    os.replace(tmp.name, target)

@@ -1,0 +1,84 @@
+"""The Kafka source loop: poll one event, run the chain (which ends in the transaction commit), recover.
+
+Any failure before the commit leaves the event uncommitted: the open transaction is aborted and the consumer
+seeks back to the event, which is processed again after a backoff. Nothing is lost and, because the output
+and the offset commit atomically, nothing is published twice. A fenced producer (another replica took over our
+transactional id) cannot recover: the loop stops and the process exits so the orchestrator restarts it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import structlog
+from kafka import KafkaConsumer
+from kafka.errors import FencedInstanceIdError, InvalidProducerEpochError, KafkaError, ProducerFencedError
+from kafka.structs import TopicPartition
+
+from service.stream.backoff import Backoff
+from service.stream.errors import Transient
+from service.stream.kafka_io import LagMonitor, TransactionalPublisher
+from service.stream.metrics import ERRORS, EVENTS_CONSUMED
+from service.stream.outcome import Message, Origin
+from service.stream.steps import Step
+
+EXIT_FENCED = 75  # EX_TEMPFAIL: restart me
+# Another process now holds this replica's identity (transactional id / group instance id): we are the zombie.
+FENCED = (ProducerFencedError, InvalidProducerEpochError, FencedInstanceIdError)
+log = structlog.get_logger("skyqa.stream")
+
+
+class KafkaLoop:
+    def __init__(self, consumer: KafkaConsumer, publisher: TransactionalPublisher, chain: Step[bytes],
+                 stop: threading.Event, heartbeat=lambda: None, poll_timeout_s: float = 1.0) -> None:  # noqa: ANN001
+        self.consumer, self.publisher, self.chain, self.stop = consumer, publisher, chain, stop
+        self.heartbeat = heartbeat
+        self.poll_timeout_ms = int(poll_timeout_s * 1000)
+        self.lag = LagMonitor(consumer)
+        self.backoff = Backoff()
+        self._retrying: tuple[TopicPartition, int] | None = None
+        self._received_at = 0.0
+
+    def run(self) -> int:
+        """Until `stop` is set (returns 0) or the producer is fenced (returns EXIT_FENCED)."""
+        while not self.stop.is_set():
+            self.heartbeat()
+            try:
+                batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=1)
+                self.lag.maybe_refresh()
+                for tp, records in batch.items():
+                    for record in records:
+                        self._handle(tp, record)
+            except FENCED as err:
+                log.error("fenced_exiting", error=repr(err), transactional_id=self.publisher.transactional_id)
+                return EXIT_FENCED
+        return 0
+
+    def _handle(self, tp: TopicPartition, record) -> None:  # noqa: ANN001 - kafka ConsumerRecord
+        if self._retrying != (tp, record.offset):  # a first attempt, not a retry of the same event
+            EVENTS_CONSUMED.inc()
+            self._received_at = time.time()
+        origin = Origin(tp.topic, tp.partition, record.offset, record.value or b"", self._received_at)
+        try:
+            self.chain.submit(Message(origin.raw, origin))
+        except Transient as err:
+            ERRORS.labels(stage=err.stage, reason="transient").inc()
+            self._retry_later(tp, record.offset, f"{err}")
+        except FENCED:
+            raise
+        except KafkaError as err:
+            ERRORS.labels(stage="publish", reason=type(err).__name__).inc()
+            self._retry_later(tp, record.offset, repr(err))
+        else:
+            self._retrying = None
+            self.backoff.reset()
+
+    def _retry_later(self, tp: TopicPartition, offset: int, error: str) -> None:
+        log.warning("event_retry", topic=tp.topic, partition=tp.partition, offset=offset, error=error,
+                    attempt=self.backoff.failures + 1)
+        self.publisher.abort()
+        self._retrying = (tp, offset)
+        if tp in self.consumer.assignment():  # else a rebalance moved it away: its new owner starts from the commit
+            self.consumer.seek(tp, offset)
+        self.backoff.wait(self.stop)

@@ -1,0 +1,90 @@
+"""`skyqa serve`: wire settings, classifier, source, sink, health server and signals; run until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import structlog
+from kafka.errors import KafkaError
+
+from service.config import Settings
+from service.stream.fetch import Fetcher
+from service.stream.health import Health, HealthServer, tcp_reachable
+from service.stream.kafka_io import MAX_POLL_INTERVAL_MS, CommitOffsets, Produce, TransactionalPublisher, make_consumer
+from service.stream.kafka_loop import KafkaLoop
+from service.stream.metrics import MODEL_INFO
+from service.stream.observe import Observe
+from service.stream.steps import VerdictSource, chain
+
+log = structlog.get_logger("skyqa.stream")
+
+
+def serve(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Exit status: 0 after SIGTERM/SIGINT (exposure in flight finished and committed), 75 when fenced."""
+    from service.classify import Classifier  # loads the models: inside, so importing this module stays cheap
+
+    stop = stop or threading.Event()
+    _stop_on_signals(stop)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every (re)connection at INFO
+    classifier = Classifier(settings)
+    MODEL_INFO.labels(desom1_version=classifier.versions.desom1, desom2_version=classifier.versions.desom2).set(1)
+    checks = {"inference": classifier.ready}
+    if settings.serve.source == "kafka":
+        checks["broker"] = tcp_reachable(settings.kafka.bootstrap_servers)
+    health = Health(checks, stuck_after_s=MAX_POLL_INTERVAL_MS / 1000 + 60)
+    server = HealthServer(health, settings.serve.http_host, settings.serve.http_port).start()
+    log.info("serving", source=settings.serve.source, inference=settings.inference.mode,
+             models=classifier.versions.model_dump(), http=f"{settings.serve.http_host}:{server.port}")
+    try:
+        if settings.serve.source == "kafka":
+            return _serve_kafka(settings, classifier, health, stop)
+        return _serve_dir(settings, classifier, health, stop)
+    finally:
+        server.stop()
+        classifier.close()
+        log.info("stopped")
+
+
+def _serve_kafka(settings: Settings, classifier: VerdictSource, health: Health, stop: threading.Event) -> int:
+    cfg = settings.kafka
+    consumer = make_consumer(cfg)
+    publisher = TransactionalPublisher(cfg)
+    try:
+        publisher.start()  # fence a zombie of this replica before consuming anything
+    except KafkaError as err:  # broker not there yet: the first event retries it
+        log.warning("producer_init_deferred", error=repr(err))
+    sink = Produce(publisher, CommitOffsets(publisher, consumer, Observe()))
+    loop = KafkaLoop(consumer, publisher, chain(Fetcher(settings.fetch), classifier, sink), stop,
+                     heartbeat=health.beat, poll_timeout_s=cfg.poll_timeout_s)
+    try:
+        return loop.run()
+    finally:
+        publisher.close()
+        consumer.close(autocommit=False)
+
+
+def _serve_dir(settings: Settings, classifier: VerdictSource, health: Health, stop: threading.Event) -> int:
+    from service.stream.dir_source import DirSource, DirState, WriteFiles
+
+    watch_dir = settings.serve.watch_dir.resolve()
+    watch_dir.mkdir(parents=True, exist_ok=True)
+    fetch_cfg = settings.fetch.model_copy(update={"allowed_roots": [*settings.fetch.allowed_roots, watch_dir]})
+    sink = WriteFiles(DirState(watch_dir), Observe())
+    source = DirSource(watch_dir, settings.serve.watch_interval_s, chain(Fetcher(fetch_cfg), classifier, sink), stop,
+                       heartbeat=health.beat)
+    return source.run()
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT: finish the exposure in flight, commit it, then leave the loop."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,146 @@
+"""The processing steps, arroyo-style: each does one job and `submit`s its result to the next step.
+
+    DeadLetter(Decode -> Fetch -> Classify -> Render) -> <sink: Produce -> CommitOffsets | WriteFiles>
+
+A step raises `Rejected` for a bad event (caught by `DeadLetter`, which sends a dead letter down the same sink
+instead) and `Transient` when a dependency is down (caught by the source loop, which retries the event
+later and commits nothing). Sinks are in kafka_io.py and dir_source.py.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import structlog
+
+from service.exposure import ExposureError
+from service.stream.errors import Rejected, Transient
+from service.stream.events import EventError, ExposureEvent, decode_event
+from service.stream.fetch import Fetcher
+from service.stream.metrics import ERRORS, STAGE_SECONDS
+from service.stream.outcome import Message, Outcome
+from service.verdict import Verdict
+
+T_contra = TypeVar("T_contra", contravariant=True)
+log = structlog.get_logger("skyqa.stream")
+
+
+class Step(Protocol[T_contra]):
+    def submit(self, message: Message[T_contra]) -> None: ...
+
+
+class VerdictSource(Protocol):
+    """What Classify needs: service.classify.Classifier (or a stand-in in unit tests)."""
+
+    def classify(self, path: Path, exposure_id: str | None = None) -> Verdict: ...
+
+
+class ClassifyError(Rejected):
+    """An unusable exposure file; `reason` is the ExposureError reason (not_fits, truncated, ...)."""
+
+    stage = "classify"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    event: ExposureEvent
+    path: Path
+
+
+@dataclass(frozen=True)
+class Classified:
+    event: ExposureEvent
+    verdict: Verdict
+
+
+class Decode:
+    """bytes -> ExposureEvent; binds exposure_id to every log line of the steps after it."""
+
+    def __init__(self, next_step: Step[ExposureEvent]) -> None:
+        self.next_step = next_step
+
+    def submit(self, message: Message[bytes]) -> None:
+        event = decode_event(message.payload)
+        with structlog.contextvars.bound_contextvars(exposure_id=event.exposure_id):
+            self.next_step.submit(message.replace(event))
+
+
+class Fetch:
+    """ExposureEvent -> a local path, valid (and its spooled download kept) while the next steps run."""
+
+    def __init__(self, fetcher: Fetcher, next_step: Step[Fetched]) -> None:
+        self.fetcher, self.next_step = fetcher, next_step
+
+    def submit(self, message: Message[ExposureEvent]) -> None:
+        event = message.payload
+        start = time.perf_counter()
+        with self.fetcher.fetch(event.uri, event.checksum) as path:
+            STAGE_SECONDS.labels(stage="fetch").observe(time.perf_counter() - start)
+            self.next_step.submit(message.replace(Fetched(event, path)))
+
+
+class Classify:
+    """Fetched file -> Verdict. ExposureError is the file's fault (reject); anything else is the backend's (retry)."""
+
+    def __init__(self, classifier: VerdictSource, next_step: Step[Classified]) -> None:
+        self.classifier, self.next_step = classifier, next_step
+
+    def submit(self, message: Message[Fetched]) -> None:
+        fetched = message.payload
+        start = time.perf_counter()
+        try:
+            verdict = self.classifier.classify(fetched.path, fetched.event.exposure_id)
+        except ExposureError as err:
+            raise ClassifyError(err.reason, err.message) from None
+        except Exception as err:  # inference backend down, timeouts: never the event's fault
+            raise Transient("classify", f"{type(err).__name__}: {err}") from err
+        STAGE_SECONDS.labels(stage="classify").observe(time.perf_counter() - start)
+        for stage, seconds in verdict.timings_s.items():
+            if stage != "total":
+                STAGE_SECONDS.labels(stage=stage).observe(seconds)
+        self.next_step.submit(message.replace(Classified(fetched.event, verdict)))
+
+
+class Render:
+    """Classified -> the verdict Outcome for the sink."""
+
+    def __init__(self, next_step: Step[Outcome]) -> None:
+        self.next_step = next_step
+
+    def submit(self, message: Message[Classified]) -> None:
+        classified = message.payload
+        self.next_step.submit(message.replace(Outcome.of_verdict(classified.event, classified.verdict)))
+
+
+class DeadLetter:
+    """Runs `inner`; if it rejects the event, sends a dead-letter Outcome to `sink` instead (same transaction)."""
+
+    def __init__(self, inner: Step[bytes], sink: Step[Outcome]) -> None:
+        self.inner, self.sink = inner, sink
+
+    def submit(self, message: Message[bytes]) -> None:
+        try:
+            self.inner.submit(message)
+        except Rejected as rejection:
+            ERRORS.labels(stage=rejection.stage, reason=rejection.reason).inc()
+            event = _decoded_or_none(message.payload)
+            with structlog.contextvars.bound_contextvars(exposure_id=event.exposure_id if event else None):
+                log.warning("rejected", stage=rejection.stage, reason=rejection.reason, detail=rejection.detail,
+                            topic=message.origin.topic, partition=message.origin.partition,
+                            offset=message.origin.offset)
+                self.sink.submit(message.replace(Outcome.of_rejection(rejection, message.origin, event)))
+
+
+def _decoded_or_none(raw: bytes) -> ExposureEvent | None:
+    try:
+        return decode_event(raw)
+    except EventError:
+        return None
+
+
+def chain(fetcher: Fetcher, classifier: VerdictSource, sink: Step[Outcome]) -> Step[bytes]:
+    """The whole pipeline for one raw event, ending in `sink` (which publishes and commits)."""
+    return DeadLetter(Decode(Fetch(fetcher, Classify(classifier, Render(sink)))), sink)
