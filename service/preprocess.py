@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -160,8 +161,13 @@ def _executor(workers: int) -> Executor:
         shutdown_pool()
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload([__name__])
-        _pool = (workers, ProcessPoolExecutor(max_workers=workers, mp_context=ctx))
+        _pool = (workers, ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint))
     return _pool[1]
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C reaches the whole process group: the parent decides how to stop, workers just finish."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def shutdown_pool() -> None:
