@@ -48,9 +48,11 @@ def main() -> None:
 
     from simulator.night import simulate_night
 
-    night = args.out / f"night-{args.seed}"
+    night = args.out / f"night-{args.seed}-{args.n}-{args.size}"
     t0 = time.perf_counter()
-    manifest = simulate_night(night, n=args.n, seed=args.seed, size=args.size, workers=args.workers)
+    manifest = night / "truth.csv"  # a night is deterministic per (seed, n, size): reuse it when complete
+    if not manifest.exists():
+        manifest = simulate_night(night, n=args.n, seed=args.seed, size=args.size, workers=args.workers)
     t1 = time.perf_counter()
     files = sorted(night.glob("*.fits*"))
     chunks = [files[i :: args.workers] for i in range(args.workers)]

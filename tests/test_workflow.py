@@ -1,18 +1,21 @@
 """The documented retraining workflow, every step through the `skyqa` CLI, on a tiny simulated archive.
 
-simulate -> dataset build (resumable) -> train desom1 -> train desom2 -> curate -> export -> classify.
+simulate -> dataset build (resumable) -> train desom1 (streamed from the shards) -> train desom2 -> evaluate
+-> curate -> gallery -> curate --edits (the scientist's label reaches the served verdict) -> export -> classify.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from service.cli import main
-from service.labels import LabelMap
+from service.labels import Label, LabelMap
 from service.modelrepo import versions
+from training.curate import read_cells
 from training.dataset import read_manifest
 
 pytestmark = pytest.mark.slow
@@ -42,15 +45,57 @@ def test_end_to_end_retraining(work: Path, capsys, monkeypatch) -> None:
     assert skyqa("train", "desom1", "--data", data, "--out", work / "d1", "--iterations", 4, "--batch-size", 16,
                  "--max-cutouts", 500) == 0
     assert (work / "d1" / "model.onnx").exists() and (work / "d1" / "model.keras").exists()
+    assert json.loads((work / "d1" / "meta.json").read_text())["input"] == "stream"  # 3200 cutouts > 500
     assert skyqa("train", "desom2", "--data", data, "--desom1", work / "d1", "--out", work / "d2",
                  "--iterations", 4, "--batch-size", 4) == 0
     cells = (work / "d2" / "cells.csv").read_text().splitlines()
     assert len(cells) == 9  # header + one row per exposure
 
+    assert skyqa("evaluate", "--desom1", work / "d1", "--desom2", work / "d2", "--data", data,
+                 "--truth", archive / "truth.csv", "--cutouts", 300, "--out", work / "eval") == 0
+    evaluation = json.loads((work / "eval" / "evaluation.json").read_text())
+    for name, samples, nodes in (("desom1", 300, 625), ("desom2", 8, 400)):
+        q = evaluation[name]
+        assert (q["samples"], q["nodes"]) == (samples, nodes)
+        assert q["quantization_error"] >= 0 and 0 <= q["topographic_error"] <= 1 and q["reconstruction_mse"] >= 0
+        assert q["occupied_nodes"] + q["empty_nodes"] == nodes and 1 <= q["occupied_nodes"] <= samples
+        assert {Path(p).name for p in q["pictures"]} >= {f"{name}_umatrix.png", f"{name}_hits.png"}
+    per_cell = evaluation["cells"]["per_cell"]
+    assert sum(r["size"] for r in per_cell) == 8 and all(0 < r["purity"] <= 1 for r in per_cell)
+    scores = evaluation["scores"]  # majority label per cell: no white cell, both ways agree
+    assert scores["unlabelled_ignored"] == scores["unlabelled_as_error"]
+    assert 0 <= scores["unlabelled_ignored"]["accuracy"] <= 1
+    assert sum(sum(row.values()) for row in scores["confusion"].values()) == 8
+    assert (work / "eval" / "desom2_label_map.png").exists()
+
     assert skyqa("curate", "--cells", work / "d2" / "cells.csv", "--truth", archive / "truth.csv",
                  "--out", work / "labels.json", "--purity", 0.5) == 0
     labels = LabelMap.load(work / "labels.json")
     assert labels.cells and all(e.source == "vote" for e in labels.cells.values())
+
+    gallery = work / "gallery"
+    assert skyqa("gallery", "--desom2", work / "d2", "--data", data, "--labels", work / "labels.json",
+                 "--out", gallery, "--per-cell", 2) == 0
+    cell_of = read_cells(work / "d2" / "cells.csv")
+    links = re.findall(r'href="(cells/cell-\d{3}\.html)"', (gallery / "index.html").read_text())
+    assert sorted(links) == [f"cells/cell-{c:03d}.html" for c in sorted(set(cell_of.values()))]
+    for link in links:
+        page = gallery / link
+        targets = re.findall(r'(?:src|href)="([^"]+)"', page.read_text())
+        assert "../index.html" in targets and sum("../thumbs/" in t for t in targets) >= 2
+        assert all((page.parent / t).exists() for t in targets), page
+    assert (gallery / "edits.csv").read_text() == "cell,label,note\n"
+
+    first = next(e.exposure_id for e in entries if e.file == str(files[0].resolve()))
+    cell = cell_of[first]
+    new = Label.BGP if labels.label_of(cell) is not Label.BGP else Label.BADFOCUS
+    (gallery / "edits.csv").write_text(f"cell,label,note\n{cell},{new.value},fringes seen in the gallery\n")
+    assert skyqa("curate", "--cells", work / "d2" / "cells.csv", "--truth", archive / "truth.csv",
+                 "--previous", work / "labels.json", "--edits", gallery / "edits.csv", "--out", work / "labels.json",
+                 "--purity", 0.5) == 0
+    labels = LabelMap.load(work / "labels.json")
+    assert labels.label_of(cell) is new and labels.cells[cell].source == "expert"
+    assert labels.cells[cell].note == "fringes seen in the gallery"
 
     repo.mkdir()
     for _ in range(2):  # a second export is a new version: nothing live is overwritten
@@ -67,6 +112,7 @@ def test_end_to_end_retraining(work: Path, capsys, monkeypatch) -> None:
     verdict = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert verdict["models"] == {"desom1": "2", "desom2": "2"}
     assert verdict["label"] == labels.label_of(verdict["cell_index"]).value
+    assert (verdict["cell_index"], verdict["label"]) == (cell, new.value)  # the scientist's edit is served
 
     assert skyqa("report", "--out", work / "report", files[0]) == 0
     pngs = sorted(p.name for p in (work / "report").glob("*.png"))

@@ -1,4 +1,4 @@
-"""Training-side sub-commands of `skyqa`: dataset, train, curate, export, report.
+"""Training-side sub-commands of `skyqa`: dataset, train, evaluate, gallery, curate, export, report.
 
 Argument definitions only at import time; TensorFlow/Keras load inside the command that needs them.
 """
@@ -25,9 +25,31 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--desom1", type=Path, help="desom2 only: the trained DESOM-1 output directory")
     train.add_argument("--iterations", type=int, help="default: the paper's schedule")
     train.add_argument("--batch-size", type=int, help="default: 256 (desom1), 64 (desom2)")
-    train.add_argument("--max-cutouts", type=int, default=200_000, help="desom1: cutouts sampled from the shards")
+    train.add_argument("--max-cutouts", type=int, default=200_000,
+                       help="desom1: most cutouts held in memory; a bigger dataset is streamed from its shards")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_run_train)
+
+    evaluate = commands.add_parser("evaluate", help="map quality (QE, TE, reconstruction, usage) and cell scores")
+    evaluate.add_argument("--desom1", type=Path, help="DESOM-1 training output directory (needs --data)")
+    evaluate.add_argument("--desom2", type=Path, help="DESOM-2 training output directory")
+    evaluate.add_argument("--data", type=Path, help="dataset: DESOM-1 cutout sample; DESOM-2 histo-vectors when it "
+                          "is not DESOM-2's training set (then through --desom1)")
+    evaluate.add_argument("--truth", type=Path, help="labelled sample (CSV: exposure_id,label): cell purity, scores")
+    evaluate.add_argument("--labels", type=Path, help="labels.json to score (default: majority of --truth per cell)")
+    evaluate.add_argument("--cutouts", type=int, default=20_000, help="DESOM-1 evaluation sample size")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", type=Path, required=True, help="directory for evaluation.json and pictures")
+    evaluate.set_defaults(run=_run_evaluate)
+
+    gallery = commands.add_parser("gallery", help="static HTML curation gallery: one page per DESOM-2 cell")
+    gallery.add_argument("--desom2", type=Path, required=True, help="DESOM-2 training output directory")
+    gallery.add_argument("--data", type=Path, required=True, help="the dataset DESOM-2 was trained on")
+    gallery.add_argument("--labels", type=Path, required=True, help="current labels.json")
+    gallery.add_argument("--out", type=Path, required=True)
+    gallery.add_argument("--per-cell", type=int, default=8, help="member exposures shown per cell")
+    gallery.add_argument("--seed", type=int, default=0, help="which members are shown")
+    gallery.set_defaults(run=_run_gallery)
 
     curate = commands.add_parser("curate", help="propose the DESOM-2 label map; keep and apply expert edits")
     curate.add_argument("--cells", type=Path, required=True, help="cells.csv written by `skyqa train desom2`")
@@ -70,6 +92,25 @@ def _run_train(args: argparse.Namespace) -> int:
         if args.desom1 is None:
             raise SystemExit("skyqa train desom2: --desom1 DIR (the trained DESOM-1) is required")
         workflow.train_desom2(args.data, args.desom1, args.out, args.iterations, args.batch_size, args.seed)
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate
+
+    try:
+        _, text = evaluate(args.out, args.desom1, args.desom2, args.data, args.truth, args.labels, args.cutouts,
+                           args.seed)
+    except ValueError as error:
+        raise SystemExit(f"skyqa evaluate: {error}") from error
+    print(text)
+    return 0
+
+
+def _run_gallery(args: argparse.Namespace) -> int:
+    from training.gallery import gallery
+
+    print(gallery(args.desom2, args.data, args.labels, args.out, args.per_cell, args.seed))
     return 0
 
 

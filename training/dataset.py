@@ -98,14 +98,23 @@ def _write_shard(
             manifest.write(json.dumps(entry.__dict__) + "\n")
 
 
+def shard_cutouts(root: Path, shard: str) -> np.ndarray:
+    """All float16 cutouts (n, 32, 32) of one shard: the unit every reader loads at a time."""
+    with np.load(Path(root) / shard) as data:
+        return data["cutouts"]
+
+
+def count_cutouts(root: Path) -> int:
+    return sum(e.stop - e.start for e in read_manifest(root))
+
+
 def iter_exposures(root: Path) -> Iterator[tuple[Entry, np.ndarray]]:
     """(entry, float32 cutouts (N,32,32,1)) per exposure, one shard in memory at a time."""
     by_shard: dict[str, list[Entry]] = {}
     for entry in read_manifest(root):
         by_shard.setdefault(entry.shard, []).append(entry)
     for shard, entries in by_shard.items():
-        with np.load(Path(root) / shard) as data:
-            cutouts = data["cutouts"]
+        cutouts = shard_cutouts(root, shard)
         for entry in entries:
             yield entry, cutouts[entry.start : entry.stop, ..., None].astype(np.float32)
 
@@ -120,11 +129,36 @@ def sample_cutouts(root: Path, n: int, seed: int) -> np.ndarray:
     picks = np.sort(rng.choice(total, size=min(n, total), replace=False))
     out, base = [], 0
     for shard in dict.fromkeys(e.shard for e in entries):
-        with np.load(Path(root) / shard) as data:
-            size = len(data["cutouts"])
-            local = picks[(picks >= base) & (picks < base + size)] - base
-            out.append(data["cutouts"][local])
-        base += size
+        cutouts = shard_cutouts(root, shard)
+        local = picks[(picks >= base) & (picks < base + len(cutouts))] - base
+        out.append(cutouts[local])
+        base += len(cutouts)
     sample = np.concatenate(out)[..., None].astype(np.float32)
     rng.shuffle(sample)
     return sample
+
+
+def stream_batches(root: Path, batch_size: int, seed: int, buffer_shards: int = 4) -> Iterator[np.ndarray]:
+    """Endless random float32 minibatches (B, 32, 32, 1) for datasets too big to hold in memory.
+
+    Each pass visits the shards in a fresh seeded order, `buffer_shards` at a time: their cutouts are
+    shuffled together (plus the fewer than B left over from the previous group) and cut into batches.
+    Memory stays at about `buffer_shards` shards of float16 whatever the dataset size; every cutout is
+    seen once per pass, and a shard holds whole exposures, so a buffer mixes ~buffer_shards x 32 exposures.
+    """
+    shards = list(dict.fromkeys(e.shard for e in read_manifest(root)))
+    if count_cutouts(root) < batch_size:
+        raise ValueError(f"{root}: fewer cutouts than one batch of {batch_size}")
+    rng = np.random.default_rng(seed)
+    rest = np.zeros((0, 32, 32), np.float16)
+    while True:
+        order = rng.permutation(len(shards))
+        for start in range(0, len(order), buffer_shards):
+            group = [shard_cutouts(root, shards[i]) for i in order[start : start + buffer_shards]]
+            pool = np.concatenate([rest, *group])
+            del group  # free the shard arrays before the shuffled copy
+            pool = pool[rng.permutation(len(pool))]
+            full = len(pool) - len(pool) % batch_size
+            for b in range(0, full, batch_size):
+                yield pool[b : b + batch_size, ..., None].astype(np.float32)
+            rest = pool[full:]

@@ -87,7 +87,9 @@ class DESOM(keras.Model):
             self.build(x_sample.shape)
         rng = np.random.default_rng(seed)
         idx = rng.choice(len(x_sample), self.n_prototypes, replace=len(x_sample) < self.n_prototypes)
-        z = self.encoder.predict(np.asarray(x_sample)[idx], batch_size=256, verbose=0)
+        # A direct call, not predict(): under a data-parallel distribution predict's last partial batch
+        # must divide by the device count, which K samples need not.
+        z = ops.convert_to_numpy(self.encoder(np.asarray(x_sample, dtype="float32")[idx], training=False))
         self.som.prototypes.assign(z.astype("float32"))
 
     def get_config(self):

@@ -21,13 +21,14 @@ from service.labels import LabelMap
 from service.modelrepo import resolve_version
 from training.architectures import build_desom1, build_desom2
 from training.curate import write_cells
-from training.dataset import iter_exposures, read_manifest, sample_cutouts
+from training.dataset import count_cutouts, iter_exposures, read_manifest, sample_cutouts, stream_batches
 from training.desom import DESOM
 from training.export import export_onnx
 from training.publish import publish
 from training.train import train_desom
 
 CHECKPOINT = "model.keras"
+INIT_SAMPLE = 20_000  # cutouts whose encodings seed the DESOM-1 prototypes
 
 
 def _local(path: Path, contract: Contract) -> LocalSomModel:
@@ -50,25 +51,32 @@ def _fit(model: DESOM, x: np.ndarray, out: Path, batch_size: int, seed: int) -> 
             "backend": keras.backend.backend(), "final": last}
 
 
-def _model(out: Path, build, iterations: int | None) -> tuple[DESOM, bool]:
-    """Resume from the checkpoint in `out` when there is one, else a fresh model."""
+def _model(out: Path, build, iterations: int | None, seed: int) -> tuple[DESOM, bool]:
+    """Resume from the checkpoint in `out` when there is one, else a fresh model initialised from `seed`."""
     checkpoint = out / CHECKPOINT
     if checkpoint.exists():
         return keras.saving.load_model(checkpoint), True
+    keras.utils.set_random_seed(seed)  # else the initial weights come from Keras' unseeded global generator
     return (build(iterations=iterations) if iterations else build()), False
 
 
 def train_desom1(data: Path, out: Path, iterations: int | None, batch_size: int | None, max_cutouts: int,
                  seed: int) -> dict:
-    x = sample_cutouts(data, max_cutouts, seed)
-    model, resumed = _model(out, build_desom1, iterations)
+    """Trains in memory when the dataset fits in `max_cutouts`, else streams minibatches from the shards."""
+    batch_size = batch_size or 256
+    total = count_cutouts(data)
+    streamed = total > max_cutouts
+    x = stream_batches(data, batch_size, seed) if streamed else sample_cutouts(data, total, seed)
+    model, resumed = _model(out, build_desom1, iterations, seed)
     if not resumed:
-        model.init_prototypes(x[:20_000], seed=seed)
-    meta = _fit(model, x, out, batch_size or 256, seed)
+        init = sample_cutouts(data, min(INIT_SAMPLE, max_cutouts), seed) if streamed else x[:INIT_SAMPLE]
+        model.init_prototypes(init, seed=seed)
+    meta = _fit(model, x, out, batch_size, seed)
     export_onnx(model, "desom1", out / "model.onnx")
     prototypes = keras.ops.convert_to_numpy(model.decoder(model.som.prototypes))[..., 0]
     np.save(out / "prototypes.npy", prototypes)
-    meta |= {"cutouts": len(x), "exposures": len(read_manifest(data))}
+    meta |= {"cutouts": total, "input": "stream" if streamed else "memory",
+             "exposures": len(read_manifest(data))}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -93,7 +101,7 @@ def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, ba
     normalised = normalise(raw.astype(np.float32))
     scaler = CellScaler().fit(normalised)
     x = scaler.transform(normalised).astype(np.float32)
-    model, resumed = _model(out, build_desom2, iterations)
+    model, resumed = _model(out, build_desom2, iterations, seed)
     if not resumed:
         model.init_prototypes(x, seed=seed)
     meta = _fit(model, x, out, batch_size or 64, seed)
