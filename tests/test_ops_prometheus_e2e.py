@@ -109,26 +109,6 @@ class Prom:
         return [a for a in alerts if a["labels"]["alertname"] == alertname and a["state"] == "firing"]
 
 
-def model_repository(tmp: Path) -> Path:
-    """The shipped models when they are there; else tiny random ones with a label map (the alert does not care)."""
-    shipped = ROOT / "models"
-    if any(shipped.glob("desom2/*/labels.json")) and any(shipped.glob("desom1/*/model.onnx")):
-        return shipped
-    import numpy as np
-
-    from service.histovector import CellScaler
-    from service.labels import CellLabel, Label, LabelMap
-
-    factory = load(ROOT / "tests" / "onnx_factory.py", "skyqa_ops_onnx_factory")
-    repo = factory.write_models(tmp / "models", versions=(1,))
-    rng = np.random.default_rng(0)
-    CellScaler().fit(rng.random((64, 625)).astype(np.float32)).save(repo / "desom2" / "1" / "scaler.json")
-    labels = [label for label in Label if label is not Label.UNLABELLED]
-    cells = {k: CellLabel(label=labels[k % len(labels)], source="expert") for k in range(400)}
-    LabelMap(cells=cells).save(repo / "desom2" / "1" / "labels.json")
-    return repo
-
-
 def drop(files: list[Path], watch_dir: Path, staging: Path) -> None:
     """Appear atomically in the watched directory, like the acquisition system's writes."""
     for f in files:
@@ -161,7 +141,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prom, Path, Path, list[Path]]]:
         "SKYQA_SERVE__HTTP_PORT": str(daemon_port),
         "SKYQA_SERVE__HTTP_HOST": "127.0.0.1",
         "SKYQA_SERVE__WATCH_INTERVAL_S": "0.5",
-        "SKYQA_MODELS__REPOSITORY": str(model_repository(tmp_path)),
+        "SKYQA_MODELS__REPOSITORY": str(ROOT / "models"),
         "SKYQA_WORKERS": "1",
         "SKYQA_INFERENCE__THREADS": "1",
     })

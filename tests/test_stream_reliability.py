@@ -28,7 +28,6 @@ from kafka.errors import KafkaError
 
 from service.histovector import CellScaler
 from service.labels import CellLabel, Label, LabelMap
-from service.modelrepo import resolve_version
 from service.stream.outcome import DeadLetterRecord
 from service.stream.replay import night_events
 from service.verdict import Verdict
@@ -52,19 +51,6 @@ def curate(repo: Path) -> Path:
     return repo
 
 
-def model_repository(tmp: Path) -> Path:
-    """The shipped models once trained (models/), else tiny contract models with a scaler and a label map."""
-    try:
-        _, shipped = resolve_version(ROOT / "models", "desom2", "latest")
-        if (shipped / "labels.json").exists() and (shipped / "scaler.json").exists():
-            return ROOT / "models"
-    except (FileNotFoundError, ValueError):
-        pass
-    from tests.onnx_factory import write_models
-
-    return curate(write_models(tmp / "models", versions=(1,)))
-
-
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from simulator.night import simulate_night
@@ -75,8 +61,9 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return model_repository(tmp_path_factory.mktemp("models"))
+def models() -> Path:
+    """The shipped models: the daemon under test is the one operators run."""
+    return ROOT / "models"
 
 
 # -- the daemon as a subprocess ------------------------------------------------------------------------------------

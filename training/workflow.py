@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from tqdm import tqdm
 
 from service.config import Settings
 from service.histovector import CellScaler, histo_vector, normalise
@@ -85,7 +86,7 @@ def histovectors(data: Path, desom1_onnx: Path) -> tuple[list[str], np.ndarray]:
     """Raw 625-bin histo-vectors of every exposure in the dataset, through the exported DESOM-1."""
     model = _local(desom1_onnx, DESOM1)
     ids, vectors = [], []
-    for entry, cutouts in iter_exposures(data):
+    for entry, cutouts in tqdm(iter_exposures(data), total=len(read_manifest(data)), desc="histo-vectors", unit="exp"):
         bmus, _ = model.predict(cutouts)
         ids.append(entry.exposure_id)
         vectors.append(histo_vector(bmus, entry.weight))
