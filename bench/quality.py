@@ -20,7 +20,7 @@ from service.scoring import binary_score, read_truth_labels, score_report
 TARGETS = {"accuracy": 0.958, "precision": 0.93, "recall": 0.99}
 
 
-def _classify_all(files: list[Path]) -> list[tuple[str, Label]]:
+def _classify_all(files: list[Path]) -> list[tuple[str, Label, int | None]]:
     from service.classify import Classifier
 
     settings = load_settings(workers=1)
@@ -32,7 +32,7 @@ def _classify_all(files: list[Path]) -> list[tuple[str, Label]]:
         except ExposureError as error:
             print(f"  {path.name}: {error.reason}")
             continue
-        out.append((verdict.exposure_id, verdict.label))
+        out.append((verdict.exposure_id, verdict.label, verdict.cell_index))
     classifier.close()
     return out
 
@@ -61,7 +61,10 @@ def main() -> None:
     t2 = time.perf_counter()
 
     truth = read_truth_labels(manifest)
-    pairs = [(truth[eid], label) for eid, label in results]
+    pairs = [(truth[eid], label) for eid, label, _ in results]
+    with open(args.out / "verdicts.csv", "w") as handle:  # for looking at where the errors land
+        handle.write("exposure_id,truth,label,cell\n")
+        handle.writelines(f"{eid},{truth[eid].value},{label.value},{cell}\n" for eid, label, cell in results)
     print(f"night: {len(files)} exposures ({args.size}), seed {args.seed}; simulated in {t1 - t0:.0f} s, "
           f"classified in {t2 - t1:.0f} s ({(t2 - t1) / max(len(files), 1) * args.workers:.2f} s/exposure/core)")
     print(score_report(pairs))

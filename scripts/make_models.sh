@@ -16,5 +16,5 @@ $skyqa train desom1 --data "$work/dataset" --out "$work/desom1" --iterations "${
     --batch-size "${DESOM1_BATCH:-64}" --max-cutouts "${DESOM1_CUTOUTS:-100000}"
 $skyqa train desom2 --data "$work/dataset" --desom1 "$work/desom1" --out "$work/desom2" \
     --iterations "${DESOM2_ITERATIONS:-4000}"
-$skyqa curate --cells "$work/desom2/cells.csv" --truth "$work/archive/truth.csv" --out "$work/labels.json"
+$skyqa curate --cells "$work/desom2/cells.csv" --truth "$work/archive/truth.csv" --out "$work/labels.json" --fill-empty
 $skyqa export --desom1 "$work/desom1" --desom2 "$work/desom2" --labels "$work/labels.json" --repository models

@@ -34,7 +34,7 @@ class Label(StrEnum):
 
 class CellLabel(BaseModel):
     label: Label
-    source: str = Field(description="'vote' (proposed by skyqa curate) or 'expert' (hand edit, always kept)")
+    source: str = Field(description="'vote' (majority of its members), 'neighbours' (empty cell inside one label's region) or 'expert' (hand edit, always kept)")
     purity: float | None = None
     members: int = 0
     note: str = ""

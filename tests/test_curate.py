@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from service.labels import CellLabel, Label, LabelMap
-from training.curate import apply_edits, propose, read_cells, write_cells
+from training.curate import apply_edits, fill_empty, propose, read_cells, write_cells
 
 G, B = Label.GOOD, Label.BT
 
@@ -33,3 +33,15 @@ def test_expert_entries_survive_recuration_and_edits_apply(tmp_path: Path) -> No
 def test_cells_csv_round_trip(tmp_path: Path) -> None:
     write_cells(tmp_path / "cells.csv", {"x": 3, "y": 0})
     assert read_cells(tmp_path / "cells.csv") == {"x": 3, "y": 0}
+
+
+def test_empty_cells_take_the_label_their_neighbours_agree_on() -> None:
+    # 3 x 3 grid: Good left column and top row, BT bottom-right corner; centre (4) and 8 are empty.
+    cells = {k: CellLabel(label=G, source="vote", members=2) for k in (0, 1, 2, 3, 6)}
+    cells[7] = CellLabel(label=B, source="vote", members=2)
+    filled = fill_empty(LabelMap(grid=(3, 3), cells=cells), occupied={0, 1, 2, 3, 6, 7, 5})
+    assert filled.label_of(4) is Label.UNLABELLED  # neighbours 1, 3 Good but 7 BT: they disagree
+    assert filled.label_of(5) is Label.UNLABELLED  # occupied (mixed members): never filled
+    assert filled.label_of(8) is Label.UNLABELLED  # only one labelled neighbour (7)
+    two = fill_empty(LabelMap(grid=(3, 3), cells={1: cells[1], 3: cells[3]}), occupied={1, 3})
+    assert two.label_of(0) is G and two.cells[0].source == "neighbours" and two.cells[0].members == 0

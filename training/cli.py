@@ -59,6 +59,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     curate.add_argument("--edits", type=Path, help="CSV of expert edits (cell,label[,note]) to apply")
     curate.add_argument("--purity", type=float, default=0.6)
     curate.add_argument("--min-members", type=int, default=1)
+    curate.add_argument("--fill-empty", action="store_true",
+                        help="label member-less cells whose labelled grid neighbours (>= 2) all agree")
     curate.set_defaults(run=_run_curate)
 
     export = commands.add_parser("export", help="publish a new numbered version into the model repository")
@@ -117,12 +119,14 @@ def _run_gallery(args: argparse.Namespace) -> int:
 def _run_curate(args: argparse.Namespace) -> int:
     from service.labels import LabelMap
     from service.scoring import read_truth_labels
-    from training.curate import apply_edits, propose, read_cells
+    from training.curate import apply_edits, fill_empty, propose, read_cells
 
     previous = LabelMap.load(args.previous) if args.previous else None
     grid = previous.grid if previous else (20, 20)
-    label_map = propose(read_cells(args.cells), read_truth_labels(args.truth), grid, args.purity,
-                        args.min_members, previous)
+    cells = read_cells(args.cells)
+    label_map = propose(cells, read_truth_labels(args.truth), grid, args.purity, args.min_members, previous)
+    if args.fill_empty:
+        label_map = fill_empty(label_map, set(cells.values()))
     if args.edits:
         label_map = apply_edits(label_map, args.edits)
     label_map.save(args.out)
