@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 from training.architectures import build_desom1, build_desom2, compile_desom, dense_autoencoder  # noqa: E402

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402
 
 from service.labels import CellLabel, Label, LabelMap  # noqa: E402
 from training.architectures import compile_desom, dense_autoencoder  # noqa: E402

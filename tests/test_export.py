@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+import keras  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 
 from training.architectures import build_desom1, build_desom2  # noqa: E402
 from training.export import export_onnx  # noqa: E402

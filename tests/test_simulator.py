@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("galsim")
-sep = pytest.importorskip("sep")
 from astropy.io import fits  # noqa: E402
 from astropy.wcs import WCS  # noqa: E402
 
+from service.config import DetectionConfig  # noqa: E402
+from service.detection import detect  # noqa: E402
 from service.labels import Label  # noqa: E402
 from simulator import cli  # noqa: E402
 from simulator.exposure import simulate_exposure  # noqa: E402
@@ -44,18 +44,16 @@ def exposures() -> dict[tuple[str, str | None], tuple[ExposureParams, fits.HDULi
     return out
 
 
-def _sources(hdul: fits.HDUList, deblend_cont: float = 0.005) -> list[np.ndarray]:
-    """Bright, unsaturated detections per CCD (sep, reference-like settings)."""
-    r = np.arange(7) - 3
-    kernel = np.exp(-0.5 * (r[:, None] ** 2 + r[None, :] ** 2) / (3.0 / 2.3548) ** 2)
+def _sources(hdul: fits.HDUList, deblend_cont: float = 0.005) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Bright, unsaturated detections per CCD, through the project's detector (sep keeps global buffer
+    state that service.detection manages, so tests must not call sep.extract behind its back)."""
     out = []
     for hdu in hdul[1:]:
         data = hdu.data.astype(np.float32)
-        bkg = sep.Background(data, bw=64, bh=64, fw=3, fh=3)
-        sub = data - bkg
-        objs = sep.extract(sub, 2.0, err=bkg.globalrms, minarea=5, filter_kernel=kernel, deblend_cont=deblend_cont)
-        keep = (objs["flux"] > 300 * bkg.globalrms) & (objs["peak"] + bkg.globalback < 50000) & (objs["flag"] == 0)
-        out.append((objs[keep], sub))
+        det = detect(data, DetectionConfig(deblend_cont=deblend_cont))
+        objs = det.objects
+        keep = (objs["flux"] > 300 * det.rms) & (objs["peak"] + det.level < 50000) & (objs["flag"] == 0)
+        out.append((objs[keep], data - det.level))
     return out
 
 

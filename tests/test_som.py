@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 from training.som import SOMLayer, grid_coordinates, manhattan_grid, neighbourhood_weights, temperature  # noqa: E402
