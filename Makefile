@@ -41,7 +41,8 @@ bench-speed: env system-deps
 	$(PY) bench/speed.py --out $(OUT)/bench-speed
 
 bench-stream: env system-deps
-	$(PY) bench/stream.py --out $(OUT)/bench-stream
+	bash scripts/kafka.sh fetch && bash scripts/triton.sh fetch
+	$(PY) bench/stream.py --out $(OUT)/bench-stream --inference triton --size small --events 50
 
 bench-train: env
 	$(PY) bench/train.py

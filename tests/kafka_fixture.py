@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -63,12 +64,26 @@ class KafkaBroker:
         self.create_topics(names["verdicts_topic"], names["deadletter_topic"])
         return names
 
-    def read_committed(self, topic: str, idle_ms: int = 3000) -> list:
-        """Every committed record of `topic`, as a downstream read_committed consumer sees them."""
+    def read_committed(self, topic: str, at_least: int = 0, idle_s: float = 3.0, timeout_s: float = 120.0) -> list:
+        """Every committed record of `topic`, as a downstream read_committed consumer sees them.
+
+        Waits for `at_least` records (a loaded machine can take longer than any fixed idle time to join
+        and fetch), then for `idle_s` without more, so duplicates beyond the expected count are seen too.
+        """
         consumer = KafkaConsumer(topic, bootstrap_servers=self.bootstrap, isolation_level="read_committed",
-                                 auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=idle_ms)
+                                 auto_offset_reset="earliest", enable_auto_commit=False)
+        records: list = []
+        last = time.monotonic()
+        deadline = last + timeout_s
         try:
-            return list(consumer)
+            while time.monotonic() < deadline:
+                fetched = [r for batch in consumer.poll(timeout_ms=500).values() for r in batch]
+                if fetched:
+                    records.extend(fetched)
+                    last = time.monotonic()
+                elif len(records) >= at_least and time.monotonic() - last >= idle_s:
+                    break
+            return records
         finally:
             consumer.close()
 

@@ -160,9 +160,12 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, daemon:
     pytest.fail(f"timed out waiting for {what}; daemon log tail:\n{daemon.log.read_text()[-4000:]}")
 
 
-def outputs(broker: KafkaBroker, topics: dict[str, str]) -> tuple[list[Verdict], list[DeadLetterRecord]]:
-    verdicts = [Verdict.model_validate_json(r.value) for r in broker.read_committed(topics["verdicts_topic"])]
-    letters = [DeadLetterRecord.model_validate_json(r.value) for r in broker.read_committed(topics["deadletter_topic"])]
+def outputs(broker: KafkaBroker, topics: dict[str, str], verdicts_expected: int = 0,
+            letters_expected: int = 0) -> tuple[list[Verdict], list[DeadLetterRecord]]:
+    verdicts = [Verdict.model_validate_json(r.value)
+                for r in broker.read_committed(topics["verdicts_topic"], at_least=verdicts_expected)]
+    letters = [DeadLetterRecord.model_validate_json(r.value)
+               for r in broker.read_committed(topics["deadletter_topic"], at_least=letters_expected)]
     return verdicts, letters
 
 
@@ -170,8 +173,8 @@ def assert_exactly_once(broker: KafkaBroker, topics: dict[str, str], events: lis
                         expected_reasons: dict[int, str] | None = None) -> list[Verdict]:
     """One output per event offset: a verdict for each good event, a dead letter with the right reason for the rest."""
     expected_reasons = expected_reasons or {}
-    verdicts, letters = outputs(broker, topics)
     good_ids = [json.loads(events[i])["exposure_id"] for i in range(len(events)) if i not in expected_reasons]
+    verdicts, letters = outputs(broker, topics, len(good_ids), len(expected_reasons))
     assert Counter(v.exposure_id for v in verdicts) == Counter(good_ids)
     assert Counter(dl.source.offset for dl in letters) == Counter(list(expected_reasons))
     assert {dl.source.offset: dl.reason for dl in letters} == expected_reasons
@@ -307,7 +310,7 @@ def test_bad_events_are_dead_lettered_with_their_reason(kafka_broker: KafkaBroke
     assert b'skyqa_model_info{' in metrics
     assert daemon.signal(signal.SIGTERM) == 0
     assert_exactly_once(kafka_broker, topics, events, reasons)
-    _, letters = outputs(kafka_broker, topics)
+    _, letters = outputs(kafka_broker, topics, len(events) - len(reasons), len(reasons))
     malformed = next(dl for dl in letters if dl.reason == "malformed_json")
     assert (malformed.stage, malformed.exposure_id, malformed.event_text) == ("decode", None, "{this is not json")
     assert next(dl for dl in letters if dl.reason == "truncated").stage == "classify"
