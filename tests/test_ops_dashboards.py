@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -14,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.script_module import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -27,12 +28,7 @@ PROMQL_WORDS = {
 
 
 def load_build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("skyqa_grafana_build", GRAFANA / "build.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GRAFANA / "build.py", "skyqa_grafana_build")
 
 
 def dashboards() -> dict[str, dict[str, Any]]:

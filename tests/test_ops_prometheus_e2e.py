@@ -9,7 +9,6 @@ does not depend on how well the model labels the streak.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -23,10 +22,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.script_module import load_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,15 +36,6 @@ N_GOOD, N_BAD = 4, 6
 # Queries over metrics an embedded daemon (dir source, local inference) cannot have: Kafka lag, Triton.
 EMBEDDED_MISSING = ("skyqa_consumer_lag_messages", "skyqa_triton_request_duration_seconds", "nv_inference_")
 WINDOW = "5m"  # Grafana's $__rate_interval: longer than the whole run, so every observation counts
-
-
-def load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def free_port() -> int:
@@ -131,7 +122,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prom, Path, Path, list[Path]]]:
     simulate_night(night / "good", N_GOOD, seed=11, size="tiny", classes={"Good": 1.0}, progress=False)
     simulate_night(night / "bad", N_BAD, seed=12, size="tiny", classes={"RBT": 1.0}, progress=False)
 
-    build = load(ROOT / "deploy" / "prometheus" / "build.py", "skyqa_ops_prometheus_build")
+    build = load_script(ROOT / "deploy" / "prometheus" / "build.py", "skyqa_ops_prometheus_build")
     rules = tmp_path / "rules.yaml"
     assert build.main(["--time-scale", str(TIME_SCALE), "--out", str(rules)]) == 0
 

@@ -6,7 +6,6 @@ and checks their coverage, so an alert added without tests fails `make test`.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -18,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.script_module import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "deploy" / "prometheus"
 RULES = PROM / "skyqa-rules.yaml"
@@ -26,12 +27,7 @@ RUNBOOK_PREFIX = "https://github.com/skyqa/skyqa/blob/main/deploy/RUNBOOK.md#"
 
 
 def load_build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("skyqa_prometheus_build", PROM / "build.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PROM / "build.py", "skyqa_prometheus_build")
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
