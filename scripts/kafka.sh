@@ -5,6 +5,7 @@
 #   kafka.sh stop DATA_DIR         stop the broker started on DATA_DIR (no-op when none runs)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$ROOT/scripts/lib.sh"
 LIBS="$ROOT/.cache/kafka/libs"
 POM="$ROOT/scripts/kafka/pom.xml"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
@@ -125,15 +126,7 @@ start() {
 }
 
 stop() {
-  local data="${1:?DATA_DIR}" pid
-  [[ -f "$data/kafka.pid" ]] || return 0
-  pid="$(cat "$data/kafka.pid")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  fi
-  rm -f "$data/kafka.pid"
+  stop_pidfile "${1:?DATA_DIR}/kafka.pid"
 }
 
 case "${1:-}" in

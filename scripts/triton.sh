@@ -8,6 +8,7 @@
 # several servers (e.g. parallel test sessions) can run side by side. TRITON_START_TIMEOUT (s, default 120).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$ROOT/scripts/lib.sh"
 VERSION=0.7.0
 CACHE="$ROOT/.cache/pytriton"
 DIST="$CACHE/dist"
@@ -69,13 +70,7 @@ start() {
 }
 
 stop() {
-    running || { rm -f "$PIDFILE"; return 0; }
-    local pid
-    pid="$(cat "$PIDFILE")"
-    kill -TERM "$pid"
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    rm -f "$PIDFILE"
+    stop_pidfile "$PIDFILE"
 }
 
 case "${1:-}" in
