@@ -68,7 +68,7 @@ class Classifier:
         timings["histovector"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        cells, distances = self.desom2.predict(features.astype(np.float32))
+        cells, distances = self.desom2.predict(features)
         timings["desom2"] = time.perf_counter() - t
         return self._verdict(prepared, exposure_id, vector, (int(cells[0]), float(distances[0])), timings, start)
 

@@ -66,9 +66,6 @@ class CellScaler:
         span = np.where(span > 0, span, 1.0)
         return ((np.asarray(vectors, dtype=np.float64) - self.min_) / span).astype(np.float32)
 
-    def fit_transform(self, vectors: np.ndarray) -> np.ndarray:
-        return self.fit(vectors).transform(vectors)
-
     def save(self, path: str | Path) -> Path:
         if self.min_ is None or self.max_ is None:
             raise RuntimeError("CellScaler is not fitted")

@@ -101,7 +101,7 @@ def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, ba
     np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw)
     normalised = normalise(raw.astype(np.float32))
     scaler = CellScaler().fit(normalised)
-    x = scaler.transform(normalised).astype(np.float32)
+    x = scaler.transform(normalised)
     model, resumed = _model(out, build_desom2, iterations, seed)
     if not resumed:
         model.init_prototypes(x, seed=seed)
