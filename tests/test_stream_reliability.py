@@ -306,6 +306,7 @@ def test_bad_events_are_dead_lettered_with_their_reason(kafka_broker: KafkaBroke
     assert status == 200
     assert b'skyqa_dead_letters_total{reason="too_large"} 1.0' in metrics
     assert b'skyqa_verdicts_total{label=' in metrics
+    assert all(f'skyqa_verdicts_total{{label="{label.value}"}}'.encode() in metrics for label in Label)  # from 0
     assert f'skyqa_consumer_lag_messages{{partition="0",topic="{topics["events_topic"]}"}}'.encode() in metrics
     assert b'skyqa_model_info{' in metrics
     assert daemon.signal(signal.SIGTERM) == 0

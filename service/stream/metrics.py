@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from service.labels import Label
+
 # Sub-second stages up to a slow network pull of a 700 MiB file: 10 ms .. 15 min.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900)
 COUNT_BUCKETS = (0, 10, 100, 300, 1000, 3000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
@@ -41,3 +43,9 @@ TRITON_SECONDS = Histogram(
 TRITON_FAILURES = Counter("skyqa_triton_failures_total", "Failed Triton inference requests", ["model"])
 MODEL_INFO = Gauge("skyqa_model_info", "Model versions in use (value 1)", ["desom1_version", "desom2_version"])
 READY = Gauge("skyqa_ready", "1 when broker and inference backend are reachable and models loaded")
+
+
+def expose_label_series() -> None:
+    """Create every label's verdict series at 0, so rate()/increase() see an exposure's first BT, not its second."""
+    for label in Label:
+        VERDICTS.labels(label=label.value)

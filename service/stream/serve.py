@@ -14,7 +14,7 @@ from service.stream.fetch import Fetcher
 from service.stream.health import Health, HealthServer, tcp_reachable
 from service.stream.kafka_io import MAX_POLL_INTERVAL_MS, CommitOffsets, Produce, TransactionalPublisher, make_consumer
 from service.stream.kafka_loop import KafkaLoop
-from service.stream.metrics import MODEL_INFO
+from service.stream.metrics import MODEL_INFO, expose_label_series
 from service.stream.observe import Observe
 from service.stream.steps import VerdictSource, chain
 
@@ -30,6 +30,7 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every (re)connection at INFO
     classifier = Classifier(settings)
     MODEL_INFO.labels(desom1_version=classifier.versions.desom1, desom2_version=classifier.versions.desom2).set(1)
+    expose_label_series()
     checks = {"inference": classifier.ready}
     if settings.serve.source == "kafka":
         checks["broker"] = tcp_reachable(settings.kafka.bootstrap_servers)
