@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from service.background_check import apply_background_check, background_problems
 from service.config import Settings
 from service.histovector import CellScaler, histo_vector, normalise
 from service.inference.base import SomModel
@@ -89,6 +90,11 @@ class Classifier:
             label = self.curation.labels.label_of(index)
             nx = self.curation.labels.grid[0]
             usable, cell, notes = label.usable, (index % nx, index // nx), []
+        problems = background_problems(prepared.metrics, self.settings.background_check)
+        if problems:
+            label = apply_background_check(label, problems)
+            usable = label.usable
+            notes += [f"background check: {p}" for p in problems]
         timings["total"] = time.perf_counter() - start
         return Verdict(
             exposure_id=exposure_id or prepared.exposure_id,

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from service.background_check import BackgroundCheckConfig
+
 CONFIG_ENV = "SKYQA_CONFIG"
 
 
@@ -99,6 +101,7 @@ class Settings(BaseSettings):
     seed: int = 0
     detection: DetectionConfig = DetectionConfig()
     cutouts: CutoutConfig = CutoutConfig()
+    background_check: BackgroundCheckConfig = BackgroundCheckConfig()
     models: ModelsConfig = ModelsConfig()
     inference: InferenceConfig = InferenceConfig()
     kafka: KafkaConfig = KafkaConfig()

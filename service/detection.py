@@ -50,6 +50,7 @@ class Detections:
     objects: np.ndarray
     level: float
     rms: float
+    structure: float = 0.0  # see background_structure
     status: str = "ok"
 
     def __len__(self) -> int:
@@ -69,6 +70,17 @@ def gaussian_kernel(fwhm_px: float, size: int) -> np.ndarray:
     return kernel
 
 
+def background_structure(back: np.ndarray, mesh: int, rms: float) -> float:
+    """(95th - 5th percentile) of the background map at its mesh centres, over the pixel RMS.
+
+    Percentiles, not the full range: one bright star's halo on a few meshes is not a background problem."""
+    centres = back[mesh // 2 :: mesh, mesh // 2 :: mesh]
+    if centres.size == 0 or not rms > 0.0:
+        return 0.0
+    low, high = np.percentile(centres, (5.0, 95.0))
+    return float((high - low) / rms)
+
+
 def _empty_objects() -> np.ndarray:
     return np.zeros(0, dtype=[(f, np.int64 if f in ("npix", "flag") else np.float64) for f in OBJECT_FIELDS])
 
@@ -80,9 +92,12 @@ def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True) -> Detecti
     sub = np.array(data, dtype=np.float32, order="C", copy=copy or None)
     bkg = sep.Background(sub, bw=cfg.back_size, bh=cfg.back_size, fw=cfg.back_filtersize, fh=cfg.back_filtersize)
     level, rms = float(bkg.globalback), float(bkg.globalrms)
-    bkg.subfrom(sub)
+    back = bkg.back()
+    sub -= back
     if not (rms > 0.0 and math.isfinite(rms)):  # flat data: nothing stands above a zero noise
         return Detections(_empty_objects(), level, rms)
+    structure = background_structure(back, cfg.back_size, rms)
+    del back
     kernel = gaussian_kernel(cfg.filter_fwhm_px, cfg.filter_size)
     pixstack, deblend, status = min(PIXSTACK, sub.size), 0, "ok"
     max_pixstack = min(MAX_PIXSTACK, sub.size)
@@ -100,14 +115,14 @@ def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True) -> Detecti
                 deblend_cont=cfg.deblend_cont if cont is None else cont,
                 clean=cfg.clean,
             )
-            return Detections(objects, level, rms, status)
+            return Detections(objects, level, rms, structure, status)
         except Exception as exc:  # sep raises a bare Exception for its buffer overflows
             if _PIXEL_OVERFLOW in str(exc) and pixstack < max_pixstack:
                 pixstack = min(4 * pixstack, max_pixstack)
             elif _DEBLEND_OVERFLOW in str(exc) and deblend + 1 < len(_RELAXED_DEBLEND):
                 deblend += 1
             elif _PIXEL_OVERFLOW in str(exc) or _DEBLEND_OVERFLOW in str(exc):
-                return Detections(_empty_objects(), level, rms, "overflow")
+                return Detections(_empty_objects(), level, rms, structure, "overflow")
             else:
                 raise
             status = "relaxed"

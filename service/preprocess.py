@@ -43,7 +43,7 @@ from service.exposure import (
     open_exposure,
     read_rows,
 )
-from service.physical import SourceMeasures, exposure_pixel_scale, measure_sources, summarise
+from service.physical import SourceMeasures, exposure_pixel_scale, header_exptime, measure_sources, summarise
 from service.verdict import PhysicalMetrics
 
 REFERENCE_CCDS = 36  # W is scaled to a 36-CCD exposure, as the reference does for 40-CCD ones
@@ -128,7 +128,7 @@ def _process_ccd(
             notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
         y_ccd = det.objects["y"] + read.start
         objects = det.objects[(y_ccd >= core.start - 0.5) & (y_ccd < core.stop - 0.5)]
-        measures.append(measure_sources(band, objects, det.level, det.rms, info.saturate))
+        measures.append(measure_sources(band, objects, det, info.saturate))
         candidates.append((np.full(len(objects), i), objects["x"], objects["y"], objects["y"] + read.start))
     band_of, x, y_band, y_ccd = (np.concatenate(c) for c in zip(*candidates, strict=True))
     timings["detect"] = time.perf_counter() - t
@@ -216,7 +216,8 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings) -> PreparedExp
         n_ccds=len(ccds),
         dead_ccds=[r.extname for r in results if r.dead],
         metrics=summarise(
-            [m for r in live for m in r.measures], exposure_pixel_scale(primary, ccds), detections / len(live)
+            [m for r in live for m in r.measures], exposure_pixel_scale(primary, ccds), detections / len(live),
+            header_exptime(primary),
         ),
         timings={stage: sum(r.timings[stage] for r in results) for stage in STAGES},
         notes=[note for r in results for note in r.notes],

@@ -19,6 +19,9 @@ class PhysicalMetrics(BaseModel):
     background_rms_adu: float | None = Field(None, description="median sky RMS over usable CCDs")
     detections_per_ccd: float | None = None
     saturated_fraction: float | None = Field(None, description="fraction of detections touching saturation")
+    background_structure: float | None = Field(
+        None, description="spread of the smooth background within a CCD, in pixel-noise units (80th pct over CCDs)")
+    exptime_s: float | None = Field(None, description="EXPTIME from the primary header")
 
 
 class ModelVersions(BaseModel):

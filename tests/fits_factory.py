@@ -61,13 +61,16 @@ def write_exposure(
     integer: bool = False,
     expnum: int | None = None,
     header: dict | None = None,
+    primary_header: dict | None = None,
+    gradient: float = 0.0,
     seed: int = 0,
 ) -> Path:
     """Write the exposure and return its path. `dead` CCDs are all zeros, `nan_ccds` all NaN;
     `nan_pixels` NaNs are sprinkled on every live CCD; `header` cards go into every CCD header.
-    `integer` stores raw-MegaCam-like uint16 pixels (BITPIX 16, BZERO 32768), clipped to 0..65535."""
+    `integer` stores raw-MegaCam-like uint16 pixels (BITPIX 16, BZERO 32768), clipped to 0..65535.
+    `gradient`: a sky ramp rising by that many ADU across each live CCD's columns (scattered light)."""
     rng = np.random.default_rng(seed)
-    primary = fits.PrimaryHDU()
+    primary = fits.PrimaryHDU(header=fits.Header(primary_header or {}))
     if expnum is not None:
         primary.header["EXPNUM"] = expnum
     path = Path(path)
@@ -81,6 +84,7 @@ def write_exposure(
             data = rng.standard_normal(shape, dtype=np.float32)
             data *= noise
             data += sky
+            data += np.linspace(0.0, gradient, shape[1], dtype=np.float32)[None, :]
             if stars is not None:
                 data += render_stars(shape, stars, rng)
             if nan_pixels:

@@ -45,3 +45,19 @@ def test_empty_cells_take_the_label_their_neighbours_agree_on() -> None:
     assert filled.label_of(8) is Label.UNLABELLED  # only one labelled neighbour (7)
     two = fill_empty(LabelMap(grid=(3, 3), cells={1: cells[1], 3: cells[3]}), occupied={1, 3})
     assert two.label_of(0) is G and two.cells[0].source == "neighbours" and two.cells[0].members == 0
+
+
+def test_members_failing_the_background_check_do_not_vote() -> None:
+    from service.background_check import BackgroundCheckConfig
+    from training.curate import background_flagged
+
+    metrics = {"flat": {"background_structure": 0.1, "exptime_s": 120.0},
+               "ramp": {"background_structure": 6.0, "exptime_s": 120.0},
+               "short": {"background_structure": 0.1, "exptime_s": 2.0},
+               "old": {}}  # a manifest without metrics: nothing to judge, it votes
+    flagged = background_flagged(metrics, BackgroundCheckConfig())
+    assert flagged == {"ramp", "short"}
+    cells = {"flat": 0, "ramp": 0, "short": 0, "old": 0}
+    truth = {"flat": G, "ramp": Label.BGP, "short": Label.BGP, "old": G}
+    labels = propose({k: c for k, c in cells.items() if k not in flagged}, truth, (2, 2))
+    assert labels.label_of(0) is G and labels.cells[0].members == 2  # without the filter: 2 vs 2, a white cell

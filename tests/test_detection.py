@@ -74,3 +74,11 @@ def test_deblend_overflow_is_retried():
     finally:
         sep.set_sub_object_limit(limit)
     assert found.status == "relaxed" and len(found) > 0
+
+
+def test_background_structure_is_small_on_a_flat_sky_and_large_on_a_ramp():
+    flat = detect(star_field(n=40, shape=(512, 512)), DetectionConfig())
+    assert flat.structure < 0.3  # the meshes' own noise: ~rms / 64 after the 3x3 filter
+    ramp = star_field(n=40, shape=(512, 512)) + np.linspace(0, 100, 512, dtype=np.float32)[None, :]  # 10 sigma
+    found = detect(ramp, DetectionConfig())
+    assert 7.0 < found.structure < 10.5  # 5th..95th percentile of the mesh centres of a 10-sigma ramp

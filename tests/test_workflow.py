@@ -91,7 +91,7 @@ def test_end_to_end_retraining(work: Path, capsys, monkeypatch) -> None:
     new = Label.BGP if labels.label_of(cell) is not Label.BGP else Label.BADFOCUS
     (gallery / "edits.csv").write_text(f"cell,label,note\n{cell},{new.value},fringes seen in the gallery\n")
     assert skyqa("curate", "--cells", work / "d2" / "cells.csv", "--truth", archive / "truth.csv",
-                 "--previous", work / "labels.json", "--edits", gallery / "edits.csv", "--out", work / "labels.json",
+                 "--data", data, "--previous", work / "labels.json", "--edits", gallery / "edits.csv", "--out", work / "labels.json",
                  "--purity", 0.5) == 0
     labels = LabelMap.load(work / "labels.json")
     assert labels.label_of(cell) is new and labels.cells[cell].source == "expert"
@@ -101,16 +101,17 @@ def test_end_to_end_retraining(work: Path, capsys, monkeypatch) -> None:
     for _ in range(2):  # a second export is a new version: nothing live is overwritten
         assert skyqa("export", "--desom1", work / "d1", "--desom2", work / "d2", "--labels", work / "labels.json",
                      "--repository", repo) == 0
-    assert versions(repo, "desom1") == [1, 2] and versions(repo, "desom2") == [1, 2]
+    # DESOM-1 did not change: the new DESOM-2 version stands on the existing DESOM-1 version
+    assert versions(repo, "desom1") == [1] and versions(repo, "desom2") == [1, 2]
     card = (repo / "desom2" / "2" / "model_card.md").read_text()
-    assert "desom1 v2" in card and "iterations" in card
-    assert json.loads((repo / "desom2" / "2" / "lineage.json").read_text()) == {"desom1_version": "2"}
+    assert "desom1 v1 + desom2 v2" in card and "iterations" in card
+    assert json.loads((repo / "desom2" / "2" / "lineage.json").read_text()) == {"desom1_version": "1"}
 
     capsys.readouterr()
     monkeypatch.setenv("SKYQA_MODELS__REPOSITORY", str(repo))
     assert skyqa("classify", "--json", files[0]) == 0
     verdict = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert verdict["models"] == {"desom1": "2", "desom2": "2"}
+    assert verdict["models"] == {"desom1": "1", "desom2": "2"}
     assert verdict["label"] == labels.label_of(verdict["cell_index"]).value
     assert (verdict["cell_index"], verdict["label"]) == (cell, new.value)  # the scientist's edit is served
 

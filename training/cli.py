@@ -53,7 +53,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     curate = commands.add_parser("curate", help="propose the DESOM-2 label map; keep and apply expert edits")
     curate.add_argument("--cells", type=Path, required=True, help="cells.csv written by `skyqa train desom2`")
-    curate.add_argument("--truth", type=Path, required=True, help="labelled sample (CSV: exposure_id,label)")
+    curate.add_argument("--truth", type=Path, nargs="+", required=True,
+                        help="labelled sample(s) (CSV: exposure_id,label)")
+    curate.add_argument("--data", type=Path, help="the dataset DESOM-2 was trained on: members that fail the "
+                        "background check (configured as for serving) do not vote")
     curate.add_argument("--out", type=Path, required=True, help="labels.json to write")
     curate.add_argument("--previous", type=Path, help="an earlier labels.json whose expert entries are kept")
     curate.add_argument("--edits", type=Path, help="CSV of expert edits (cell,label[,note]) to apply")
@@ -119,12 +122,19 @@ def _run_gallery(args: argparse.Namespace) -> int:
 def _run_curate(args: argparse.Namespace) -> int:
     from service.labels import LabelMap
     from service.scoring import read_truth_labels
-    from training.curate import apply_edits, fill_empty, propose, read_cells
+    from training.curate import apply_edits, background_flagged, fill_empty, propose, read_cells
+    from training.dataset import read_manifest
 
     previous = LabelMap.load(args.previous) if args.previous else None
     grid = previous.grid if previous else (20, 20)
     cells = read_cells(args.cells)
-    label_map = propose(cells, read_truth_labels(args.truth), grid, args.purity, args.min_members, previous)
+    if args.data:
+        metrics = {e.exposure_id: e.metrics for e in read_manifest(args.data)}
+        flagged = background_flagged(metrics, args.settings.background_check)
+        cells = {eid: cell for eid, cell in cells.items() if eid not in flagged}
+        print(f"{len(flagged)} exposures fail the background check and do not vote")
+    truth = {eid: label for path in args.truth for eid, label in read_truth_labels(path).items()}
+    label_map = propose(cells, truth, grid, args.purity, args.min_members, previous)
     if args.fill_empty:
         label_map = fill_empty(label_map, set(cells.values()))
     if args.edits:

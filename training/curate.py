@@ -2,6 +2,8 @@
 
 The vote stands in for the expert who inspects each cell: a cell gets its majority label when the
 majority is pure enough, and stays unlabelled (a white cell) when its members are mixed.
+Exposures that the background check makes BGP at serving time do not vote: their sources may look
+perfectly good, and the label of a cell says what its sources look like.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
+from service.background_check import BackgroundCheckConfig, background_problems
 from service.labels import CellLabel, Label, LabelMap
+from service.verdict import PhysicalMetrics
 
 
 def read_cells(path: Path) -> dict[str, int]:
@@ -25,6 +29,11 @@ def write_cells(path: Path, cells: Mapping[str, int]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["exposure_id", "cell"])
         writer.writerows(sorted(cells.items()))
+
+
+def background_flagged(metrics: Mapping[str, dict], cfg: BackgroundCheckConfig) -> set[str]:
+    """Exposure ids (from a dataset manifest's metrics) that the serving-side background check makes BGP."""
+    return {eid for eid, m in metrics.items() if background_problems(PhysicalMetrics(**m), cfg)}
 
 
 def propose(

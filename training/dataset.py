@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ class Entry:
     weight: float
     n_ccds: int
     dead_ccds: list[str]
+    metrics: dict = field(default_factory=dict)  # service.verdict.PhysicalMetrics, for the background check
 
 
 def read_manifest(root: Path) -> list[Entry]:
@@ -94,6 +95,7 @@ def _write_shard(
                 weight=float(p.weight),
                 n_ccds=p.n_ccds,
                 dead_ccds=list(p.dead_ccds),
+                metrics=p.metrics.model_dump(),
             )
             manifest.write(json.dumps(entry.__dict__) + "\n")
 

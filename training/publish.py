@@ -29,6 +29,16 @@ def _new_version_dir(repository: Path, name: str) -> Path:
     return target
 
 
+def _same_desom1(repository: Path, desom1_onnx: Path) -> str | None:
+    """The latest DESOM-1 version when it holds exactly this ONNX file: re-curating or retraining only
+    DESOM-2 then adds a DESOM-2 version on top of it instead of a byte-identical DESOM-1 copy."""
+    latest = max(versions(repository, "desom1"), default=None)
+    if latest is None:
+        return None
+    current = repository / "desom1" / str(latest) / "model.onnx"
+    return str(latest) if current.read_bytes() == desom1_onnx.read_bytes() else None
+
+
 def publish(
     repository: Path,
     desom1_onnx: Path,
@@ -38,10 +48,14 @@ def publish(
     labels: LabelMap,
     card: dict,
 ) -> tuple[str, str]:
-    """Writes desom1/<v1> and desom2/<v2>; returns (v1, v2)."""
-    d1 = _new_version_dir(repository, "desom1")
-    shutil.copyfile(desom1_onnx, d1 / "model.onnx")
-    np.save(d1 / "prototypes.npy", prototypes.astype(np.float16))
+    """Writes desom2/<v2> and, unless the latest one is identical, desom1/<v1>; returns (v1, v2)."""
+    same = _same_desom1(repository, desom1_onnx)
+    if same is None:
+        d1 = _new_version_dir(repository, "desom1")
+        shutil.copyfile(desom1_onnx, d1 / "model.onnx")
+        np.save(d1 / "prototypes.npy", prototypes.astype(np.float16))
+    else:
+        d1 = repository / "desom1" / same
     d2 = _new_version_dir(repository, "desom2")
     shutil.copyfile(desom2_onnx, d2 / "model.onnx")
     scaler.save(d2 / "scaler.json")

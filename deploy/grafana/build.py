@@ -164,9 +164,11 @@ def nightly_quality() -> list[Panel]:
                 Target("skyqa_last_exposure_background_adu", "background {{instance}}"),
                 Target("skyqa_last_exposure_background_rms_adu", "sky rms {{instance}}"),
                 Target("skyqa_last_exposure_novelty", "novelty {{instance}}"),
+                Target("skyqa_last_exposure_background_structure", "structure {{instance}}"),
             ),
-            "Median sky level and RMS (ADU) and distance of the exposure to its DESOM-2 prototype: a jump in novelty is"
-            " an exposure unlike the training set.",
+            "Median sky level and RMS (ADU), distance of the exposure to its DESOM-2 prototype (a jump in novelty is"
+            " an exposure unlike the training set) and background structure (pixel-noise units; above the background"
+            " check's limit the exposure is BGP).",
             width=8,
         ),
         Panel(

@@ -34,6 +34,8 @@ LAST_FWHM = Gauge("skyqa_last_exposure_fwhm_arcsec", "Median FWHM of the last cl
 LAST_ELONGATION = Gauge("skyqa_last_exposure_elongation_ratio", "Median source elongation a/b of the last exposure")
 LAST_BACKGROUND = Gauge("skyqa_last_exposure_background_adu", "Median sky background of the last exposure")
 LAST_BACKGROUND_RMS = Gauge("skyqa_last_exposure_background_rms_adu", "Median sky RMS of the last exposure")
+LAST_BACKGROUND_STRUCTURE = Gauge("skyqa_last_exposure_background_structure",
+                                  "Spread of the smooth background within a CCD of the last exposure, in pixel-noise units")
 LAST_DISTANCE = Gauge("skyqa_last_exposure_novelty", "Distance of the last exposure to its DESOM-2 cell prototype")
 LAST_VERDICT_TIME = Gauge("skyqa_last_verdict_timestamp_seconds", "Unix time of the last published verdict")
 CONSUMER_LAG = Gauge("skyqa_consumer_lag_messages", "Events not yet consumed, by partition", ["topic", "partition"])

@@ -13,6 +13,7 @@ from service.stream.metrics import (
     END_TO_END_SECONDS,
     LAST_BACKGROUND,
     LAST_BACKGROUND_RMS,
+    LAST_BACKGROUND_STRUCTURE,
     LAST_DISTANCE,
     LAST_ELONGATION,
     LAST_FWHM,
@@ -54,6 +55,7 @@ def _record_verdict(verdict: Verdict, now: float) -> None:
     CUTOUTS.observe(verdict.cutouts)
     m = verdict.metrics
     for gauge, value in ((LAST_FWHM, m.fwhm_arcsec), (LAST_ELONGATION, m.elongation), (LAST_BACKGROUND, m.background_adu),
-                         (LAST_BACKGROUND_RMS, m.background_rms_adu), (LAST_DISTANCE, verdict.distance)):
+                         (LAST_BACKGROUND_RMS, m.background_rms_adu), (LAST_BACKGROUND_STRUCTURE, m.background_structure),
+                         (LAST_DISTANCE, verdict.distance)):
         gauge.set(float("nan") if value is None else value)
     LAST_VERDICT_TIME.set(now)
