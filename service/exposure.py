@@ -10,6 +10,7 @@ astropy/OS error, so callers can route bad files (dead-letter) without parsing m
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from astropy.io import fits
 DEFAULT_SATURATE = 65535.0
 _FITS_MAGIC = b"SIMPLE  ="
 _EXPOSURE_SUFFIXES = (".fits.fz", ".fits", ".fz")
+_DATASEC = re.compile(r"\[(\d+):(\d+),(\d+):(\d+)\]")
 
 REASONS = ("not_found", "not_fits", "truncated", "no_ccd_hdus", "no_usable_ccd", "unreadable")
 
@@ -40,13 +42,17 @@ class ExposureError(Exception):
 
 @dataclass(frozen=True)
 class CCDInfo:
-    """One CCD image HDU: where it is, its name and (rows, cols) shape, and header facts the metrics need."""
+    """One CCD image HDU: where it is, its name and (rows, cols) shape, and header facts the metrics need.
+
+    `shape` is that of the data section: with a DATASEC card, prescan/overscan strips are never read
+    (their bias-only pixels would look like a sky step to the background and a wall to detection)."""
 
     hdu_index: int
     extname: str
     shape: tuple[int, int]
     saturate: float = DEFAULT_SATURATE
     pixel_scale: float | None = None  # arcsec/pixel from this HDU's header, None when it has none
+    origin: tuple[int, int] = (0, 0)  # (row, col) of the data section's first pixel in the HDU array
 
 
 def header_pixel_scale(header: fits.Header) -> float | None:
@@ -61,6 +67,17 @@ def header_pixel_scale(header: fits.Header) -> float | None:
     if "CDELT1" in header:
         return abs(float(header["CDELT1"])) * 3600.0
     return None
+
+
+def data_section(header: fits.Header, shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(origin, shape) of DATASEC ('[x1:x2,y1:y2]', 1-based inclusive FITS pixels) within an array of `shape`;
+    the whole array when the card is missing, malformed or points outside it."""
+    match = _DATASEC.fullmatch(str(header.get("DATASEC", "")).replace(" ", ""))
+    if match:
+        x1, x2, y1, y2 = (int(v) for v in match.groups())
+        if 1 <= x1 < x2 <= shape[1] and 1 <= y1 < y2 <= shape[0]:
+            return (y1 - 1, x1 - 1), (y2 - y1 + 1, x2 - x1 + 1)
+    return (0, 0), shape
 
 
 def _is_compressed(header: fits.Header) -> bool:
@@ -92,10 +109,12 @@ def _ccd_info(index: int, hdu: object) -> CCDInfo | None:
     shape = (int(header.get(f"{z}NAXIS2", 0)), int(header.get(f"{z}NAXIS1", 0)))
     if header.get(f"{z}NAXIS", 0) != 2 or 0 in shape:
         return None
+    origin, shape = data_section(header, shape)
     return CCDInfo(
         hdu_index=index,
         extname=str(header.get("EXTNAME", f"hdu{index:02d}")).strip(),
         shape=shape,
+        origin=origin,
         saturate=float(header.get("SATURATE", DEFAULT_SATURATE)),
         pixel_scale=header_pixel_scale(header),
     )
@@ -166,12 +185,17 @@ def open_exposure(path: str | os.PathLike) -> Iterator[fits.HDUList]:
 
 
 def read_rows(hdul: fits.HDUList, info: CCDInfo, rows: Sequence[slice | None]) -> list[np.ndarray]:
-    """Row bands of one CCD as native float32, C-contiguous arrays; None reads the whole CCD."""
+    """Row bands (rows of the data section) of one CCD as native float32, C-contiguous arrays;
+    None reads the whole data section."""
+    (y0, x0), (ny, nx) = info.origin, info.shape
+    cols = slice(x0, x0 + nx)
     try:
         hdu = _image(hdul[info.hdu_index])
         # .data decompresses the whole CCD in one call, .section only the tiles a band covers;
         # for uncompressed HDUs both read just the bytes needed.
-        return [_as_float32(hdu.data if band is None else hdu.section[band, :]) for band in rows]
+        bands = [None if band is None else band.indices(ny)[:2] for band in rows]
+        return [_as_float32(hdu.data[y0 : y0 + ny, cols] if band is None
+                            else hdu.section[y0 + band[0] : y0 + band[1], cols]) for band in bands]
     except Exception as exc:
         raise ExposureError("unreadable", f"{hdul.filename()}[{info.extname}]: {type(exc).__name__}: {exc}") from exc
 

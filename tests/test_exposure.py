@@ -134,3 +134,24 @@ def test_fill_nans():
     assert fill_nans(data) is data
     np.testing.assert_array_equal(data, [[1.0, 3.0], [3.0, 5.0]])
     assert not np.isnan(fill_nans(np.full((2, 2), np.nan, np.float32))).any()
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_only_the_data_section_is_read(tmp_path, compress):
+    """Raw-style CCDs: 32 prescan columns and 16 overscan rows at the bias level around the sky."""
+    rng = np.random.default_rng(0)
+    full = np.full((272, 160), 500.0, np.float32)
+    full[:256, 32:] = 1000 + 10 * rng.standard_normal((256, 128), dtype=np.float32)
+    hdus = [fits.PrimaryHDU()]
+    for name, datasec in (("ccd00", "[33:160,1:256]"), ("ccd01", "[33:999,1:256]"), ("ccd02", "garbage")):
+        header = fits.Header({"EXTNAME": name, "DATASEC": datasec})
+        hdus.append(fits.CompImageHDU(full, header, compression_type="RICE_1") if compress
+                    else fits.ImageHDU(full, header))
+    path = tmp_path / "raw.fits.fz"
+    fits.HDUList(hdus).writeto(path)
+    _, (trimmed, outside, malformed) = describe_exposure(path)
+    assert (trimmed.origin, trimmed.shape) == ((0, 32), (256, 128))
+    assert (outside.origin, outside.shape) == (malformed.origin, malformed.shape) == ((0, 0), (272, 160))
+    data = read_ccd(path, trimmed)
+    assert data.shape == (256, 128) and data.min() > 900  # no bias-only pixel read
+    np.testing.assert_array_equal(read_ccd(path, trimmed, slice(10, 30)), data[10:30])
