@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 work=${WORK:-out/models-work}
 skyqa=.venv/bin/skyqa
 nights=()
-for seed in ${ARCHIVE_NIGHTS:-101 102}; do
+for seed in ${ARCHIVE_NIGHTS:-101 102 103}; do
     night="$work/archive-$seed"
     [ -f "$night/truth.csv" ] || $skyqa simulate --out "$night" --n "${ARCHIVE_EXPOSURES:-600}" --seed "$seed" \
         --size "${ARCHIVE_SIZE:-12,1024,512}" --workers 2 --no-progress
