@@ -88,5 +88,7 @@ def render_card(card: dict) -> str:
             lines.append("")
     lines += ["## Provenance", "", f"- exported: {card['exported_utc']}", f"- hardware: {card['hardware']}", ""]
     lines += ["Labels come from `skyqa curate` (majority vote with a purity threshold over a labelled sample);",
-              "entries marked `expert` in labels.json are hand edits and survive re-curation.", ""]
+              "entries marked `expert` in labels.json are hand edits and survive re-curation.",
+              "Archive exposures that fail the background check (`Settings.background_check`) do not vote;",
+              "served with this version, the same check makes such exposures BGP.", ""]
     return "\n".join(lines)
