@@ -3,8 +3,9 @@
 The SExtractor reference path runs on the same pixels with the same number of processes.
 
 One run: simulate (or reuse, keyed by seed and size) one Good 36 x 4612 x 2048 RICE exposure;
-classify it with the shipped models in a fresh child process at the reference setting
-(detection.area_fraction 1.0) and at the fast one, `--workers` processes each, twice (the first
+classify it with the shipped models in a fresh child process at the reference setting (every row
+searched: detection.area_fraction 1.0, no max_searched_rows) and at the default settings (at most
+1280 evenly spaced rows per CCD), `--workers` processes each, twice (the first
 call also starts the worker pool, the second is a daemon's steady state); run the reference path
 (astropy decompresses each CCD to a plain FITS file, because SExtractor 2.25 cannot read RICE
 tile-compressed HDUs ("Unknown TFORM"), then source-extractor with bench/sextractor/default.sex,
@@ -326,9 +327,8 @@ def sep_counts(path: Path, workers: int) -> dict[str, int]:
 class Bench:
     exposure: Path
     workers: int
-    fast_fraction: float
     reference: ChildRun
-    fast: ChildRun
+    default: ChildRun
     sextractor: ChildRun
     sep: dict[str, int]
     load_before: float  # 1-min load average when the measurements started: other users skew timings
@@ -345,32 +345,32 @@ def _cell(value: float | str | None, spec: str = ".2f") -> str:
 
 
 def _table(b: Bench) -> list[str]:
-    runs = (b.reference, b.fast, b.sextractor)
-    ref, fast, sex = (r.result for r in runs)
+    runs = (b.reference, b.default, b.sextractor)
+    ref, dflt, sex = (r.result for r in runs)
     sex_counts = list(sex["detections"].values())
-    cpu = (ref["warm_cpu_s"], fast["warm_cpu_s"], sex["cpu_s"])
+    cpu = (ref["warm_cpu_s"], dflt["warm_cpu_s"], sex["cpu_s"])
     rows: list[tuple[str, object, object, object]] = [
-        (f"{name} (s)", ref["warm"].get(ours), fast["warm"].get(ours), sex["timings"].get(theirs))
+        (f"{name} (s)", ref["warm"].get(ours), dflt["warm"].get(ours), sex["timings"].get(theirs))
         for name, ours, theirs in STAGE_ROWS
     ]
     rows += [
-        ("preprocess wall (s)", ref["warm"]["prepare_wall"], fast["warm"]["prepare_wall"], sex["wall_s"]),
-        ("TOTAL wall, warm call (s)", ref["warm"]["total"], fast["warm"]["total"], sex["wall_s"]),
+        ("preprocess wall (s)", ref["warm"]["prepare_wall"], dflt["warm"]["prepare_wall"], sex["wall_s"]),
+        ("TOTAL wall, warm call (s)", ref["warm"]["total"], dflt["warm"]["total"], sex["wall_s"]),
         ("CPU time, process tree (s)", *cpu),
         (f"  CPU / {b.workers} cores (s)", *(c / b.workers for c in cpu)),
-        ("TOTAL wall, first call (s)", ref["cold"]["total"], fast["cold"]["total"], None),
-        ("CPU time, first call (s)", ref["cold_cpu_s"], fast["cold_cpu_s"], None),
-        ("imports + model load (s)", ref["load_s"], fast["load_s"], None),
+        ("TOTAL wall, first call (s)", ref["cold"]["total"], dflt["cold"]["total"], None),
+        ("CPU time, first call (s)", ref["cold_cpu_s"], dflt["cold_cpu_s"], None),
+        ("imports + model load (s)", ref["load_s"], dflt["load_s"], None),
         ("peak RSS, process tree (MiB)", *(r.peak_tree_mib for r in runs)),
         ("peak RSS, largest process (MiB)", *(r.peak_process_mib for r in runs)),
         ("processes in the tree", *(str(r.processes) for r in runs)),
-        ("detections W (total)", str(ref["detections"]), f"{fast['detections']} (est.)", str(b.weight(sex_counts))),
+        ("detections W (total)", str(ref["detections"]), f"{dflt['detections']} (est.)", str(b.weight(sex_counts))),
         ("detections per CCD, median", f"{statistics.median(b.sep.values()):.0f}", "-",
          f"{statistics.median(sex_counts):.0f}"),
-        ("cutouts", str(ref["cutouts"]), str(fast["cutouts"]), str(sex["cutouts"])),
-        ("label", ref["label"], fast["label"], "-"),
+        ("cutouts", str(ref["cutouts"]), str(dflt["cutouts"]), str(sex["cutouts"])),
+        ("label", ref["label"], dflt["label"], "-"),
     ]
-    head = ("stage", "skyqa reference", f"skyqa fast ({b.fast_fraction:g})", "SExtractor path")
+    head = ("stage", "skyqa reference", "skyqa default", "SExtractor path")
     fmt = "{:<32}{:>17}{:>18}{:>17}"
     return [fmt.format(*head), "-" * 84] + [
         fmt.format(name, *(_cell(v, ".0f" if "MiB" in name else ".2f") for v in values))
@@ -396,7 +396,7 @@ def _targets(b: Bench) -> list[str]:
         return "met" if ok else "NOT MET"
 
     lines = [f"targets on this {os.cpu_count()}-core machine ({b.workers} workers):"]
-    for name, run in (("reference", b.reference), (f"fast {b.fast_fraction:g}", b.fast)):
+    for name, run in (("reference", b.reference), ("default", b.default)):
         warm, cold = run.result["warm"]["total"], run.result["cold"]["total"]
         floor = run.result["warm_cpu_s"] / b.workers
         lines.append(
@@ -433,15 +433,16 @@ def measure(args: argparse.Namespace, exposure: Path) -> Bench:
     if args.models:
         env["SKYQA_MODELS__REPOSITORY"] = str(args.models)
     runs, load = {}, os.getloadavg()[0]
-    for name, fraction in (("reference", 1.0), ("fast", args.fast_fraction)):
-        print(f"classifying ({name}, area_fraction {fraction:g}) ...", flush=True)
+    every_row = {"SKYQA_DETECTION__AREA_FRACTION": "1.0", "SKYQA_DETECTION__MAX_SEARCHED_ROWS": str(10**9)}
+    for name, settings in (("reference", every_row), ("default", {})):
+        print(f"classifying ({name} settings) ...", flush=True)
         runs[name] = run_child(args.out, f"classify-{name}", ["--child", "classify", str(exposure)],
-                               {**env, "SKYQA_DETECTION__AREA_FRACTION": str(fraction)})
+                               {**env, **settings})
     print("SExtractor path ...", flush=True)
     sex = run_child(args.out, "sextractor", ["--child", "sextractor", str(exposure), "--workers",
                                              str(args.workers)], env)
     print("sep counts for the agreement check ...", flush=True)
-    return Bench(exposure, args.workers, args.fast_fraction, runs["reference"], runs["fast"], sex,
+    return Bench(exposure, args.workers, runs["reference"], runs["default"], sex,
                  sep_counts(exposure, args.workers), load)
 
 
@@ -451,7 +452,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=31415, help="simulation seed (the exposure is reused per seed)")
     parser.add_argument("--size", default="full", help="simulator size; full = 36 x 4612 x 2048")
     parser.add_argument("--workers", type=int, default=2, help="processes for skyqa and for the SExtractor path")
-    parser.add_argument("--fast-fraction", type=float, default=0.25, help="detection.area_fraction of the fast run")
     parser.add_argument("--models", type=Path, help="model repository (default: settings.models.repository)")
     parser.add_argument("--child", choices=["classify", "sextractor"], help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)

@@ -14,7 +14,7 @@ Such detections have status "relaxed". If nothing works, `detect` returns no sou
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -50,7 +50,7 @@ class Detections:
     objects: np.ndarray
     level: float
     rms: float
-    structure: float = 0.0  # see background_structure
+    mesh: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # background at the mesh centres
     status: str = "ok"
 
     def __len__(self) -> int:
@@ -70,14 +70,13 @@ def gaussian_kernel(fwhm_px: float, size: int) -> np.ndarray:
     return kernel
 
 
-def background_structure(back: np.ndarray, mesh: int, rms: float) -> float:
-    """(95th - 5th percentile) of the background map at its mesh centres, over the pixel RMS.
+def background_structure(mesh: np.ndarray, rms: float) -> float:
+    """(95th - 5th percentile) of background values at mesh centres (one CCD, all its bands), over the pixel RMS.
 
     Percentiles, not the full range: one bright star's halo on a few meshes is not a background problem."""
-    centres = back[mesh // 2 :: mesh, mesh // 2 :: mesh]
-    if centres.size == 0 or not rms > 0.0:
+    if mesh.size == 0 or not rms > 0.0:
         return 0.0
-    low, high = np.percentile(centres, (5.0, 95.0))
+    low, high = np.percentile(mesh, (5.0, 95.0))
     return float((high - low) / rms)
 
 
@@ -96,7 +95,8 @@ def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True) -> Detecti
     sub -= back
     if not (rms > 0.0 and math.isfinite(rms)):  # flat data: nothing stands above a zero noise
         return Detections(_empty_objects(), level, rms)
-    structure = background_structure(back, cfg.back_size, rms)
+    half = cfg.back_size // 2
+    mesh = back[half :: cfg.back_size, half :: cfg.back_size].ravel()
     del back
     kernel = gaussian_kernel(cfg.filter_fwhm_px, cfg.filter_size)
     pixstack, deblend, status = min(PIXSTACK, sub.size), 0, "ok"
@@ -115,14 +115,14 @@ def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True) -> Detecti
                 deblend_cont=cfg.deblend_cont if cont is None else cont,
                 clean=cfg.clean,
             )
-            return Detections(objects, level, rms, structure, status)
+            return Detections(objects, level, rms, mesh, status)
         except Exception as exc:  # sep raises a bare Exception for its buffer overflows
             if _PIXEL_OVERFLOW in str(exc) and pixstack < max_pixstack:
                 pixstack = min(4 * pixstack, max_pixstack)
             elif _DEBLEND_OVERFLOW in str(exc) and deblend + 1 < len(_RELAXED_DEBLEND):
                 deblend += 1
             elif _PIXEL_OVERFLOW in str(exc) or _DEBLEND_OVERFLOW in str(exc):
-                return Detections(_empty_objects(), level, rms, structure, "overflow")
+                return Detections(_empty_objects(), level, rms, mesh, "overflow")
             else:
                 raise
             status = "relaxed"

@@ -10,8 +10,8 @@ combined per exposure (`summarise`) into `service.verdict.PhysicalMetrics`.
   The position angle is sep's theta (counter-clockwise from +x, image pixels), an axial quantity,
   so its median is circular on doubled angles, reported in [0, 180) degrees.
 - Saturated fraction: detections whose peak + background >= 0.9 SATURATE.
-- Background structure: `service.detection.background_structure` per CCD (or band), then its 80th
-  percentile over them: a problem on a fifth of the mosaic (one amplifier of a few CCDs, a corner's
+- Background structure: `service.detection.background_structure` per CCD (over the mesh centres of
+  all its searched bands), then its 80th percentile over CCDs: a problem on a fifth of the mosaic (one amplifier of a few CCDs, a corner's
   scattered light) counts, one CCD with a bright star's halo does not.
 - Exposure time: the primary header's EXPTIME, for the low-exposure check.
 """
@@ -26,7 +26,6 @@ import numpy as np
 import sep
 from astropy.io import fits
 
-from service.detection import Detections
 from service.exposure import CCDInfo, header_pixel_scale
 from service.verdict import PhysicalMetrics
 
@@ -45,7 +44,6 @@ class SourceMeasures:
     n_saturated: int
     level: float
     rms: float
-    structure: float
     fwhm_px: np.ndarray
     elongation: np.ndarray
     theta: np.ndarray  # radians, sep convention
@@ -59,10 +57,8 @@ def exposure_pixel_scale(primary_header: fits.Header, ccds: Sequence[CCDInfo]) -
     return header_pixel_scale(primary_header) or DEFAULT_PIXEL_SCALE
 
 
-def measure_sources(sub: np.ndarray, objects: np.ndarray, det: Detections, saturate: float) -> SourceMeasures:
-    """Per-source shape measures on background-subtracted `sub` for the sep `objects` found in it
-    (all or part of `det.objects`)."""
-    level, rms = det.level, det.rms
+def measure_sources(sub: np.ndarray, objects: np.ndarray, level: float, rms: float, saturate: float) -> SourceMeasures:
+    """Per-source shape measures on background-subtracted `sub` for the sep `objects` found in it."""
     saturated = objects["peak"] + level >= SATURATION_FRACTION * saturate
     snr = objects["flux"] / (max(rms, 1e-12) * np.sqrt(np.maximum(objects["npix"], 1)))
     good = np.flatnonzero((objects["flag"] == 0) & ~saturated & (snr >= MIN_SNR) & (objects["b"] > 0))
@@ -78,7 +74,6 @@ def measure_sources(sub: np.ndarray, objects: np.ndarray, det: Detections, satur
         n_saturated=int(saturated.sum()),
         level=level,
         rms=rms,
-        structure=det.structure,
         fwhm_px=fwhm,
         elongation=src["a"] / src["b"],
         theta=np.asarray(src["theta"], np.float64),
@@ -113,9 +108,10 @@ def header_exptime(primary_header: fits.Header) -> float | None:
 
 def summarise(
     measures: Sequence[SourceMeasures], pixel_scale: float, detections_per_ccd: float | None,
-    exptime_s: float | None = None,
+    structures: Sequence[float] = (), exptime_s: float | None = None,
 ) -> PhysicalMetrics:
-    """Exposure metrics from all usable CCDs' measures; a metric without inputs is None."""
+    """Exposure metrics from all usable CCDs' measures (and background structures, one per CCD);
+    a metric without inputs is None."""
     if not measures:
         return PhysicalMetrics(exptime_s=exptime_s)
     fwhm = np.concatenate([m.fwhm_px for m in measures])
@@ -130,6 +126,6 @@ def summarise(
         background_rms_adu=float(np.median([m.rms for m in measures])),
         detections_per_ccd=detections_per_ccd,
         saturated_fraction=sum(m.n_saturated for m in measures) / detected if detected else None,
-        background_structure=float(np.percentile([m.structure for m in measures], STRUCTURE_PERCENTILE)),
+        background_structure=float(np.percentile(structures, STRUCTURE_PERCENTILE)) if len(structures) else None,
         exptime_s=exptime_s,
     )

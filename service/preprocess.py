@@ -9,8 +9,8 @@ yields identical cutouts.
 Worker processes come from a forkserver, so a script calling `prepare_exposure` with workers > 1
 needs the usual `if __name__ == "__main__":` guard.
 
-Speed option `detection.area_fraction` < 1 (1.0 is the reference): only evenly spaced row bands
-of ~`band_rows` rows covering that fraction of each CCD are read (FITS sections: only their
+Searched rows (`detection.area_fraction`, `detection.max_searched_rows`; all rows is the reference):
+on CCDs taller than that, only evenly spaced row bands of ~`band_rows` rows covering it are read (FITS sections: only their
 compressed tiles are decoded) and searched. Each band is read with size + margin rows of context
 on both sides so sources near its edges are detected whole and cut out, but only sources centred
 in the band proper are counted, which keeps W unbiased after scaling by the inverse searched fraction.
@@ -32,7 +32,7 @@ from astropy.io import fits
 
 from service.config import CutoutConfig, DetectionConfig, Settings
 from service.cutouts import extract_cutouts, normalise_cutouts, select_sources
-from service.detection import detect
+from service.detection import background_structure, detect
 from service.exposure import (
     CCDInfo,
     ExposureError,
@@ -72,6 +72,7 @@ class _CCDResult:
     cutouts: np.ndarray
     detections: float  # sources counted in the searched rows / searched fraction
     measures: list[SourceMeasures]
+    structure: float  # service.detection.background_structure over all searched bands
     timings: dict[str, float]
     notes: list[str]
 
@@ -81,11 +82,12 @@ def ccd_seed(seed: int, exposure: str, extname: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}\0{exposure}\0{extname}".encode()).digest()[:8], "little")
 
 
-def row_bands(n_rows: int, area_fraction: float, band_rows: int) -> list[slice]:
-    """Evenly spaced, non-overlapping row bands of ~band_rows rows covering `area_fraction` of the rows."""
-    if area_fraction >= 1.0:
+def row_bands(n_rows: int, area_fraction: float, band_rows: int, max_rows: int | None = None) -> list[slice]:
+    """Evenly spaced, non-overlapping row bands of ~band_rows rows covering `area_fraction` of the rows,
+    and at most `max_rows` rows."""
+    searched = min(n_rows, max(1, round(area_fraction * n_rows)), max_rows or n_rows)
+    if searched >= n_rows:
         return [slice(0, n_rows)]
-    searched = max(1, round(area_fraction * n_rows))
     n_bands = max(1, round(searched / band_rows))
     rows = searched // n_bands
     starts = np.linspace(0, n_rows - rows, n_bands).round().astype(int)
@@ -111,26 +113,28 @@ def _process_ccd(
     timings, notes = {}, []
     t = time.perf_counter()
     n_rows = info.shape[0]
-    cores = row_bands(n_rows, det_cfg.area_fraction, det_cfg.band_rows)
+    cores = row_bands(n_rows, det_cfg.area_fraction, det_cfg.band_rows, det_cfg.max_searched_rows)
     pad = cut_cfg.size + cut_cfg.border_margin
     reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
     bands = read_rows(hdul, info, [None if r == slice(0, n_rows) else r for r in reads])
     timings["read"] = time.perf_counter() - t
     if all(is_dead(b) for b in bands):
         empty = np.zeros((0, cut_cfg.size, cut_cfg.size, 1), np.float32)
-        return _CCDResult(info.extname, True, empty, 0.0, [], {**timings, "detect": 0.0, "cutouts": 0.0}, [])
+        return _CCDResult(info.extname, True, empty, 0.0, [], 0.0, {**timings, "detect": 0.0, "cutouts": 0.0}, [])
 
     t = time.perf_counter()
-    measures, candidates = [], []  # candidates: (band index, x, y in band, y in CCD) of counted sources
+    measures, candidates, mesh = [], [], []  # candidates: (band index, x, y in band, y in CCD) of counted sources
     for i, (band, core, read) in enumerate(zip(bands, cores, reads, strict=True)):
         det = detect(fill_nans(band), det_cfg, copy=False)  # band is background-subtracted in place
         if det.status != "ok":
             notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
         y_ccd = det.objects["y"] + read.start
         objects = det.objects[(y_ccd >= core.start - 0.5) & (y_ccd < core.stop - 0.5)]
-        measures.append(measure_sources(band, objects, det, info.saturate))
+        measures.append(measure_sources(band, objects, det.level, det.rms, info.saturate))
+        mesh.append(det.mesh)
         candidates.append((np.full(len(objects), i), objects["x"], objects["y"], objects["y"] + read.start))
     band_of, x, y_band, y_ccd = (np.concatenate(c) for c in zip(*candidates, strict=True))
+    structure = background_structure(np.concatenate(mesh), float(np.median([m.rms for m in measures])))
     timings["detect"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -144,7 +148,7 @@ def _process_ccd(
     timings["cutouts"] = time.perf_counter() - t
 
     searched = sum(c.stop - c.start for c in cores) / n_rows
-    return _CCDResult(info.extname, False, cutouts, len(x) / searched, measures, timings, notes)
+    return _CCDResult(info.extname, False, cutouts, len(x) / searched, measures, structure, timings, notes)
 
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
@@ -217,7 +221,7 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings) -> PreparedExp
         dead_ccds=[r.extname for r in results if r.dead],
         metrics=summarise(
             [m for r in live for m in r.measures], exposure_pixel_scale(primary, ccds), detections / len(live),
-            header_exptime(primary),
+            [r.structure for r in live], header_exptime(primary),
         ),
         timings={stage: sum(r.timings[stage] for r in results) for stage in STAGES},
         notes=[note for r in results for note in r.notes],

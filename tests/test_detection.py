@@ -9,7 +9,7 @@ from fits_factory import Stars, render_stars
 
 from service import detection
 from service.config import DetectionConfig
-from service.detection import detect, gaussian_kernel
+from service.detection import background_structure, detect, gaussian_kernel
 
 # SExtractor's gauss_3.0_7x7.conv, central row.
 SEXTRACTOR_ROW = [0.068707, 0.296069, 0.710525, 0.951108, 0.710525, 0.296069, 0.068707]
@@ -78,7 +78,8 @@ def test_deblend_overflow_is_retried():
 
 def test_background_structure_is_small_on_a_flat_sky_and_large_on_a_ramp():
     flat = detect(star_field(n=40, shape=(512, 512)), DetectionConfig())
-    assert flat.structure < 0.3  # the meshes' own noise: ~rms / 64 after the 3x3 filter
+    assert flat.mesh.shape == (64,)  # 8 x 8 meshes of 64 px
+    assert background_structure(flat.mesh, flat.rms) < 0.3  # the meshes' own noise: ~rms / 64, then filtered
     ramp = star_field(n=40, shape=(512, 512)) + np.linspace(0, 100, 512, dtype=np.float32)[None, :]  # 10 sigma
     found = detect(ramp, DetectionConfig())
-    assert 7.0 < found.structure < 10.5  # 5th..95th percentile of the mesh centres of a 10-sigma ramp
+    assert 7.0 < background_structure(found.mesh, found.rms) < 10.5  # 5th..95th pct of the mesh centres

@@ -122,6 +122,10 @@ def test_row_bands():
     assert bands[0].start == 0 and bands[-1].stop == 4612
     assert row_bands(4612, 1.0, 512) == [slice(0, 4612)]
     assert len(row_bands(300, 0.1, 512)) == 1
+    capped = row_bands(4612, 1.0, 512, max_rows=1280)
+    assert sum(b.stop - b.start for b in capped) == pytest.approx(1280, abs=len(capped))
+    assert capped[0].start == 0 and capped[-1].stop == 4612  # spread over the whole CCD
+    assert row_bands(1024, 1.0, 512, max_rows=1280) == [slice(0, 1024)]  # smaller CCDs: every row
 
 
 def test_area_fraction_scales_weight(tmp_path):
@@ -129,6 +133,7 @@ def test_area_fraction_scales_weight(tmp_path):
     full = prepare_exposure(path, settings())
     part = prepare_exposure(path, settings(area_fraction=0.5, band_rows=128))
     assert part.weight == pytest.approx(full.weight, rel=0.2)
+    assert prepare_exposure(path, settings(max_searched_rows=512, band_rows=128)).weight == part.weight
     assert part.cutouts.shape == full.cutouts.shape == (200, 32, 32, 1)
     assert part.metrics.fwhm_arcsec == pytest.approx(full.metrics.fwhm_arcsec, rel=0.05)
 
