@@ -11,8 +11,9 @@ combined per exposure (`summarise`) into `service.verdict.PhysicalMetrics`.
   so its median is circular on doubled angles, reported in [0, 180) degrees.
 - Saturated fraction: detections whose peak + background >= 0.9 SATURATE.
 - Background structure: `service.detection.background_structure` per CCD (over the mesh centres of
-  all its searched bands), then its 80th percentile over CCDs: a problem on a fifth of the mosaic (one amplifier of a few CCDs, a corner's
-  scattered light) counts, one CCD with a bright star's halo does not.
+  all its searched bands), then its 80th percentile over CCDs: a problem on a fifth of the mosaic
+  (one amplifier of a few CCDs, a corner's scattered light) counts, one CCD with a bright star's
+  halo does not.
 - Exposure time: the primary header's EXPTIME, for the low-exposure check.
 """
 

@@ -10,8 +10,8 @@ Worker processes come from a forkserver, so a script calling `prepare_exposure` 
 needs the usual `if __name__ == "__main__":` guard.
 
 Searched rows (`detection.area_fraction`, `detection.max_searched_rows`; all rows is the reference):
-on CCDs taller than that, only evenly spaced row bands of ~`band_rows` rows covering it are read (FITS sections: only their
-compressed tiles are decoded) and searched. Each band is read with size + margin rows of context
+on CCDs taller than that, only evenly spaced row bands of ~`band_rows` rows covering it are read
+(FITS sections: only their compressed tiles are decoded) and searched. Each band is read with size + margin rows of context
 on both sides so sources near its edges are detected whole and cut out, but only sources centred
 in the band proper are counted, which keeps W unbiased after scaling by the inverse searched fraction.
 """
