@@ -14,7 +14,7 @@ Such detections have status "relaxed". If nothing works, `detect` returns no sou
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -50,7 +50,7 @@ class Detections:
     objects: np.ndarray
     level: float
     rms: float
-    mesh: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # background at the mesh centres
+    mesh: np.ndarray  # background at the mesh centres (1-D)
     status: str = "ok"
 
     def __len__(self) -> int:
@@ -91,13 +91,14 @@ def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True) -> Detecti
     sub = np.array(data, dtype=np.float32, order="C", copy=copy or None)
     bkg = sep.Background(sub, bw=cfg.back_size, bh=cfg.back_size, fw=cfg.back_filtersize, fh=cfg.back_filtersize)
     level, rms = float(bkg.globalback), float(bkg.globalrms)
-    back = bkg.back()
-    sub -= back
+    # The background at the mesh centres is what subfrom takes off there: a few thousand pixels read
+    # before and after, instead of a CCD-sized bkg.back() map on the per-exposure path.
+    centres = (slice(cfg.back_size // 2, None, cfg.back_size),) * 2
+    before = sub[centres].copy()
+    bkg.subfrom(sub)
+    mesh = (before - sub[centres]).ravel()
     if not (rms > 0.0 and math.isfinite(rms)):  # flat data: nothing stands above a zero noise
-        return Detections(_empty_objects(), level, rms)
-    half = cfg.back_size // 2
-    mesh = back[half :: cfg.back_size, half :: cfg.back_size].ravel()
-    del back
+        return Detections(_empty_objects(), level, rms, mesh)
     kernel = gaussian_kernel(cfg.filter_fwhm_px, cfg.filter_size)
     pixstack, deblend, status = min(PIXSTACK, sub.size), 0, "ok"
     max_pixstack = min(MAX_PIXSTACK, sub.size)
