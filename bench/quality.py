@@ -12,16 +12,16 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from service.config import load_settings
-from service.exposure import ExposureError
-from service.labels import Label
-from service.scoring import binary_score, read_truth_labels, score_report
+from skyqa.service.config import load_settings
+from skyqa.service.pipeline.exposure import ExposureError
+from skyqa.service.labels import Label
+from skyqa.service.scoring import binary_score, read_truth_labels, score_report
 
 TARGETS = {"accuracy": 0.958, "precision": 0.93, "recall": 0.99}
 
 
 def _classify_all(files: list[Path]) -> list[tuple[str, Label, int | None]]:
-    from service.classify import Classifier
+    from skyqa.service.pipeline.classify import Classifier
 
     settings = load_settings(workers=1)
     classifier = Classifier(settings)
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    from simulator.night import simulate_night
+    from skyqa.simulator.night import simulate_night
 
     night = args.out / f"night-{args.seed}-{args.n}-{args.size}"
     t0 = time.perf_counter()

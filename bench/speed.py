@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # service modules are imported where used: a child's import time is part of what it measures
-    from service.classify import Classifier
-    from service.config import CutoutConfig, DetectionConfig
-    from service.exposure import CCDInfo
-    from service.verdict import Verdict
+    from skyqa.service.pipeline.classify import Classifier
+    from skyqa.service.config import CutoutConfig, DetectionConfig
+    from skyqa.service.pipeline.exposure import CCDInfo
+    from skyqa.service.verdict import Verdict
 
 SEXTRACTOR_DIR = Path(__file__).resolve().parent / "sextractor"
 TARGET_SECONDS = 10.0
@@ -177,9 +177,9 @@ def _timed_classify(classifier: Classifier, exposure: Path) -> tuple[Verdict, fl
 def child_classify(exposure: Path) -> dict:
     """Classifier as `skyqa classify` builds it (settings from the environment), two calls."""
     start = time.perf_counter()
-    from service.classify import Classifier
-    from service.config import load_settings
-    from service.preprocess import shutdown_pool
+    from skyqa.service.pipeline.classify import Classifier
+    from skyqa.service.config import load_settings
+    from skyqa.service.pipeline.preprocess import shutdown_pool
 
     classifier = Classifier(load_settings())
     load_s = time.perf_counter() - start
@@ -207,8 +207,8 @@ def _sextract_ccd(path: Path, info: CCDInfo, exposure: str, seed: int, cut: Cuto
     from astropy.io import fits
     from astropy.nddata import Cutout2D
 
-    from service.cutouts import normalise_cutouts, select_sources
-    from service.preprocess import ccd_seed
+    from skyqa.service.pipeline.cutouts import normalise_cutouts, select_sources
+    from skyqa.service.pipeline.preprocess import ccd_seed
 
     timings = {}
     t = time.perf_counter()
@@ -247,9 +247,9 @@ def child_sextractor(exposure: Path, workers: int) -> dict:
     """All CCDs through the reference path in `workers` processes; stage times summed over CCDs."""
     import astropy.nddata  # noqa: F401 - imported before forking, as skyqa's forkserver preloads its modules
 
-    import service.cutouts  # noqa: F401
-    from service.config import load_settings
-    from service.exposure import describe_exposure, exposure_id
+    import skyqa.service.pipeline.cutouts  # noqa: F401
+    from skyqa.service.config import load_settings
+    from skyqa.service.pipeline.exposure import describe_exposure, exposure_id
 
     settings = load_settings()
     start, cpu = time.perf_counter(), tree_cpu_s(os.getpid())
@@ -277,8 +277,8 @@ def sextractor_binary() -> str:
 
 def check_models(repository: Path) -> None:
     """Fail before the minute-long simulation when there is nothing to classify with."""
-    from service.config import load_settings
-    from service.modelrepo import resolve_version
+    from skyqa.service.config import load_settings
+    from skyqa.service.modelrepo import resolve_version
 
     settings = load_settings()
     try:
@@ -297,7 +297,7 @@ def simulated_exposure(out: Path, seed: int, size: str) -> Path:
     if found and (night / "truth.csv").is_file():
         print(f"reusing {found[0]}", flush=True)
         return found[0]
-    from simulator.night import simulate_night
+    from skyqa.simulator.night import simulate_night
 
     start = time.perf_counter()
     simulate_night(night, n=1, seed=seed, size=size, classes={"Good": 1.0}, dead_ccd_rate=0.0, progress=False)
@@ -307,16 +307,16 @@ def simulated_exposure(out: Path, seed: int, size: str) -> Path:
 
 
 def _sep_count(path: Path, info: CCDInfo, cfg: DetectionConfig) -> tuple[str, int]:
-    from service.detection import detect
-    from service.exposure import fill_nans, read_ccd
+    from skyqa.service.pipeline.detection import detect
+    from skyqa.service.pipeline.exposure import fill_nans, read_ccd
 
     return info.extname, len(detect(fill_nans(read_ccd(path, info)), cfg, copy=False))
 
 
 def sep_counts(path: Path, workers: int) -> dict[str, int]:
     """sep detections of every whole CCD (the reference skyqa detection), for the agreement check."""
-    from service.config import load_settings
-    from service.exposure import describe_exposure
+    from skyqa.service.config import load_settings
+    from skyqa.service.pipeline.exposure import describe_exposure
 
     _, ccds = describe_exposure(path)
     with ProcessPoolExecutor(workers) as pool:
@@ -335,7 +335,7 @@ class Bench:
 
     def weight(self, counts: list[int]) -> int:
         """W as skyqa computes it: detections summed over CCDs, scaled to a 36-CCD exposure."""
-        from service.preprocess import REFERENCE_CCDS
+        from skyqa.service.pipeline.preprocess import REFERENCE_CCDS
 
         return round(sum(counts) * REFERENCE_CCDS / len(counts))
 
@@ -463,7 +463,7 @@ def main() -> None:
             args.exposure, args.workers)
         args.result.write_text(json.dumps(result))
         return
-    from service.config import load_settings
+    from skyqa.service.config import load_settings
 
     sextractor_binary()
     check_models(args.models or load_settings().models.repository)

@@ -29,10 +29,10 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 
-from service.config import load_settings
-from service.modelrepo import resolve_version
-from service.stream.events import ExposureEvent
-from service.stream.replay import night_events, publish
+from skyqa.service.config import load_settings
+from skyqa.service.modelrepo import resolve_version
+from skyqa.service.stream.events import ExposureEvent
+from skyqa.service.stream.replay import night_events, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def sh(*args: str, env: dict[str, str] | None = None) -> None:
 def simulate(night: Path, n: int, size: str) -> Path:
     if len(list(night.glob("*.fits*"))) >= n:
         return night
-    from simulator.night import simulate_night
+    from skyqa.simulator.night import simulate_night
 
     simulate_night(night, n, seed=2024, size=size, workers=2, progress=False)
     return night
@@ -65,7 +65,7 @@ def start_kafka(stack: ExitStack, out: Path) -> str:
 
 
 def start_triton(stack: ExitStack, out: Path, models: Path) -> str:
-    from service.triton_repository import write_local
+    from skyqa.service.inference.triton_repository import write_local
 
     repo = write_local(models, out / "triton-repository")
     env = {**os.environ, "TRITON_RUN_DIR": str(out / "triton-run")}
@@ -107,7 +107,7 @@ def run_case(bootstrap: str, night: Path, args: argparse.Namespace, replicas: in
         for i in range(replicas):
             log = stack.enter_context((out / f"{tag}-daemon{i}.log").open("w"))
             proc = subprocess.Popen(
-                [sys.executable, "-m", "service.stream.cli", "--source", "kafka", "--inference", args.inference],
+                [sys.executable, "-m", "skyqa.service.stream.cli", "--source", "kafka", "--inference", args.inference],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                 env={**env, "SKYQA_KAFKA__TRANSACTIONAL_ID": f"{tag}-{i}", "SKYQA_SERVE__HTTP_PORT": str(free_port())})
             daemons.append(proc)

@@ -17,8 +17,8 @@ import numpy as np
 import keras
 from keras import ops
 
-from training.architectures import build_desom1, conv_autoencoder
-from training.som import SOMLayer, manhattan_grid
+from skyqa.training.architectures import build_desom1, conv_autoencoder
+from skyqa.training.som import SOMLayer, manhattan_grid
 
 PAPER_ITERATIONS = 100_000
 

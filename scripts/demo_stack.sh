@@ -10,7 +10,7 @@ out="$(mkdir -p "${1:-out/demo-stack}" && cd "${1:-out/demo-stack}" && pwd)"
 py=.venv/bin/python
 skyqa=.venv/bin/skyqa
 n=${DEMO_EXPOSURES:-8}
-models="$($py -c 'from service.config import load_settings; print(load_settings().models.repository.resolve())')"
+models="$($py -c 'from skyqa.service.config import load_settings; print(load_settings().models.repository.resolve())')"
 free_port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 export TRITON_RUN_DIR="$out/triton-run"
@@ -27,7 +27,7 @@ bash scripts/kafka.sh fetch
 bash scripts/triton.sh fetch
 rm -rf "$out/kafka" "$out/night" "$out/triton-repository"
 bash scripts/kafka.sh start "$out/kafka" "$kafka_port"
-$py -m service.triton_repository local "$out/triton-repository" --models "$models"
+$py -m skyqa.service.inference.triton_repository local "$out/triton-repository" --models "$models"
 bash scripts/triton.sh start "$out/triton-repository" "$http_port" "$grpc_port" "$tmetrics_port"
 $skyqa simulate --out "$out/night" --n "$n" --seed 20261123 --size "${DEMO_SIZE:-small}" --workers 2 --no-progress --every-class
 
@@ -39,7 +39,7 @@ export SKYQA_KAFKA__TRANSACTIONAL_ID=skyqa-demo-0
 $py - <<'EOF'
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from service.config import load_settings
+from skyqa.service.config import load_settings
 k = load_settings().kafka
 admin = KafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
 admin.create_topics([NewTopic(k.events_topic, 2, 1), NewTopic(k.verdicts_topic, 1, 1), NewTopic(k.deadletter_topic, 1, 1)])
@@ -59,9 +59,9 @@ $py scripts/replay_night.py "$out/night"
 $py - "$n" <<'EOF'
 import sys, time
 from kafka import KafkaConsumer
-from service.config import load_settings
-from service.stream.outcome import DeadLetterRecord
-from service.verdict import Verdict
+from skyqa.service.config import load_settings
+from skyqa.service.stream.outcome import DeadLetterRecord
+from skyqa.service.verdict import Verdict
 k, expected = load_settings().kafka, int(sys.argv[1])
 consumer = KafkaConsumer(k.verdicts_topic, k.deadletter_topic, bootstrap_servers=k.bootstrap_servers,
                          isolation_level="read_committed", auto_offset_reset="earliest", enable_auto_commit=False)

@@ -3,7 +3,7 @@
 
 import sys
 
-from service.stream.replay import main
+from skyqa.service.stream.replay import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,5 +2,3 @@
 
 Never imports TensorFlow or Keras: the daemon image stays small and starts fast.
 """
-
-__version__ = "0.1.0"

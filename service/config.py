@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
-from service.background_check import BackgroundCheckConfig
+from skyqa import shipped_models
+from skyqa.service.pipeline.background_check import BackgroundCheckConfig
 
 CONFIG_ENV = "SKYQA_CONFIG"
 
@@ -48,7 +49,7 @@ class CutoutConfig(BaseModel):
 
 
 class ModelsConfig(BaseModel):
-    repository: Path = Path("models")
+    repository: Path = Field(default_factory=shipped_models)
     desom1: str = "desom1"
     desom2: str = "desom2"
     # "latest" = highest numbered version directory

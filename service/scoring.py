@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.labels import Label
+from skyqa.service.labels import Label
 
 TRUTH_CLASSES = [label for label in Label if label is not Label.UNLABELLED]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from service.labels import Label
+from skyqa.service.labels import Label
 
 VERDICT_SCHEMA_VERSION = 1
 

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.night import simulate_night
+    from skyqa.simulator.night import simulate_night
 
     size: str | tuple[int, int, int] = args.size
     if "," in args.size:

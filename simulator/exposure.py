@@ -1,7 +1,7 @@
 """One exposure: per-CCD images assembled into a MegaCam-like multi-extension FITS.
 
 Headers carry only what a real exposure would (observables and detector facts); the truth class lives
-in the manifest written by simulator.truth.
+in the manifest written by skyqa.simulator.truth.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from astropy.coordinates import Angle
 from astropy.io import fits
 from astropy.time import Time
 
-from simulator import sky
-from simulator.mosaic import SATURATE, Chip, Mosaic, layout
-from simulator.params import PIXEL_SCALE, ExposureParams, Geometry
-from simulator.psf import Convolver, draw_kernel
-from simulator.sources import draw_catalog, render_scene
+from skyqa.simulator import sky
+from skyqa.simulator.mosaic import SATURATE, Chip, Mosaic, layout
+from skyqa.simulator.params import PIXEL_SCALE, ExposureParams, Geometry
+from skyqa.simulator.psf import Convolver, draw_kernel
+from skyqa.simulator.sources import draw_catalog, render_scene
 
 FILTER_NAMES = {"u": "u.MP9302", "g": "g.MP9402", "r": "r.MP9602", "i": "i.MP9703", "z": "z.MP9901"}
 TILE_ROWS = 32  # RICE tiles of 32 rows: ~3x faster to write than astropy's row-by-row default

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.params import Geometry
+from skyqa.simulator.params import Geometry
 
 SATURATE = 65535.0
 GAP_PX = 70  # ~13 arcsec between neighbouring CCDs

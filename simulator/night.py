@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.exposure import simulate_exposure
-from simulator.params import DEFAULT_CLASSES, Geometry, draw_label, draw_params, expnum_for
-from simulator.truth import MANIFEST, truth_row, write_truth
+from skyqa.simulator.exposure import simulate_exposure
+from skyqa.simulator.params import DEFAULT_CLASSES, Geometry, draw_label, draw_params, expnum_for
+from skyqa.simulator.truth import MANIFEST, truth_row, write_truth
 
 
 def exposure_seeds(seed: int, n: int) -> list[int]:

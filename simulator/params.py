@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from service.labels import Label
+from skyqa.service.labels import Label
 
 PIXEL_SCALE = 0.187  # arcsec / pixel
 SIZES: dict[str, tuple[int, int, int]] = {

@@ -13,7 +13,7 @@ import math
 import galsim
 import numpy as np
 
-from simulator.params import PIXEL_SCALE, ExposureParams
+from skyqa.simulator.params import PIXEL_SCALE, ExposureParams
 
 OBSCURATION = 0.42  # linear central obscuration of the CFHT prime-focus pupil
 _TRAIL_SAMPLES_PER_PX = 4

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.mosaic import SATURATE, Chip, Mosaic
-from simulator.params import PIXEL_SCALE, ExposureParams
-from simulator.sources import ZEROPOINT
+from skyqa.simulator.mosaic import SATURATE, Chip, Mosaic
+from skyqa.simulator.params import PIXEL_SCALE, ExposureParams
+from skyqa.simulator.sources import ZEROPOINT
 
 COSMIC_RATE = 1.8e-7  # hits / pixel / second (exposure plus readout)
 READOUT_S = 30.0

@@ -3,7 +3,7 @@
 Densities are per square degree, so a CCD of any size sees the same sources per pixel.
 Stars are point sources splatted bilinearly (sub-pixel position kept); galaxies brighter than
 GALSIM_MAG are GalSim Sersic profiles, fainter ones (nearly unresolved) elliptical Gaussians
-rendered vectorised. The PSF is applied afterwards to the whole scene (simulator.psf.Convolver).
+rendered vectorised. The PSF is applied afterwards to the whole scene (skyqa.simulator.psf.Convolver).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import galsim
 import numpy as np
 
-from simulator.params import PIXEL_SCALE, ExposureParams
+from skyqa.simulator.params import PIXEL_SCALE, ExposureParams
 
 PIXEL_AREA_DEG2 = (PIXEL_SCALE / 3600.0) ** 2
 ZEROPOINT = {"u": 24.6, "g": 26.4, "r": 26.2, "i": 25.9, "z": 24.9}  # mag giving 1 ADU/s

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from simulator.params import ExposureParams
+from skyqa.simulator.params import ExposureParams
 
 MANIFEST = "truth.csv"
 COLUMNS = (

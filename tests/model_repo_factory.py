@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.histovector import CellScaler
-from service.labels import CellLabel, Label, LabelMap
+from skyqa.service.pipeline.histovector import CellScaler
+from skyqa.service.labels import CellLabel, Label, LabelMap
 from tests.onnx_factory import write_models
 
 TINY_GRID = (4, 4)  # tests.onnx_factory's DESOM-2 has 16 prototypes

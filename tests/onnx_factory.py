@@ -1,4 +1,4 @@
-"""Tiny DESOM-like ONNX models that follow the contracts in service.inference.base, built with onnx.helper.
+"""Tiny DESOM-like ONNX models that follow the contracts in skyqa.service.inference.base, built with onnx.helper.
 
 x -> flatten -> MatMul (encoder) -> squared distances to prototypes -> ArgMin (index) / ReduceMin (distance).
 """
@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.inference.base import DESOM1, DESOM2, Contract
+from skyqa.service.inference.base import DESOM1, DESOM2, Contract
 
 OPSET = 17
 

@@ -1,4 +1,4 @@
-"""service.background_check: BGP for what the sources cannot show, from exposure file to verdict."""
+"""skyqa.service.pipeline.background_check: BGP for what the sources cannot show, from exposure file to verdict."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from service.background_check import BackgroundCheckConfig, apply_background_check, background_problems
-from service.classify import Classifier
-from service.config import load_settings
-from service.labels import Label, LabelMap
-from service.verdict import PhysicalMetrics
+from skyqa.service.pipeline.background_check import BackgroundCheckConfig, apply_background_check, background_problems
+from skyqa.service.pipeline.classify import Classifier
+from skyqa.service.config import load_settings
+from skyqa.service.labels import Label, LabelMap
+from skyqa.service.verdict import PhysicalMetrics
 from tests.fits_factory import write_exposure
 from tests.model_repo_factory import write_repository
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from service.classify import Classifier
-from service.cli import main
-from service.config import load_settings
-from service.exposure import ExposureError
-from service.labels import Label, LabelMap
+from skyqa.service.pipeline.classify import Classifier
+from skyqa.cli import main
+from skyqa.service.config import load_settings
+from skyqa.service.pipeline.exposure import ExposureError
+from skyqa.service.labels import Label, LabelMap
 from tests.fits_factory import Stars, write_exposure
 from tests.model_repo_factory import write_repository
 

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from service.labels import CellLabel, Label, LabelMap
-from training.curate import apply_edits, fill_empty, propose, read_cells, write_cells
+from skyqa.service.labels import CellLabel, Label, LabelMap
+from skyqa.training.curate import apply_edits, fill_empty, propose, read_cells, write_cells
 
 G, B = Label.GOOD, Label.BT
 
@@ -48,8 +48,8 @@ def test_empty_cells_take_the_label_their_neighbours_agree_on() -> None:
 
 
 def test_members_failing_the_background_check_do_not_vote() -> None:
-    from service.background_check import BackgroundCheckConfig
-    from training.curate import background_flagged
+    from skyqa.service.pipeline.background_check import BackgroundCheckConfig
+    from skyqa.training.curate import background_flagged
 
     metrics = {"flat": {"background_structure": 0.1, "exptime_s": 120.0},
                "ramp": {"background_structure": 6.0, "exptime_s": 120.0},

@@ -1,4 +1,4 @@
-"""service.cutouts: border cut, sampling, centring and normalisation."""
+"""skyqa.service.pipeline.cutouts: border cut, sampling, centring and normalisation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from service.cutouts import extract_cutouts, normalise_cutouts, select_sources
+from skyqa.service.pipeline.cutouts import extract_cutouts, normalise_cutouts, select_sources
 
 SHAPE = (200, 120)  # rows, cols
 

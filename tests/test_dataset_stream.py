@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import dataset
-from training.dataset import MANIFEST, Entry, stream_batches
+from skyqa.training import dataset
+from skyqa.training.dataset import MANIFEST, Entry, stream_batches
 
 SHARDS, PER_SHARD = 6, 20
 

@@ -4,9 +4,9 @@ import pytest
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-from training.architectures import build_desom1, build_desom2, compile_desom, dense_autoencoder  # noqa: E402
-from training.desom import DESOM  # noqa: E402
-from training.train import predict_bmu, train_desom  # noqa: E402
+from skyqa.training.architectures import build_desom1, build_desom2, compile_desom, dense_autoencoder  # noqa: E402
+from skyqa.training.desom import DESOM  # noqa: E402
+from skyqa.training.train import predict_bmu, train_desom  # noqa: E402
 
 CENTRES = np.array([[0, 0], [6, 6], [0, 6], [6, 0]], dtype="float32")
 

@@ -1,4 +1,4 @@
-"""service.detection: reference sep settings, flat data and buffer overflows."""
+"""skyqa.service.pipeline.detection: reference sep settings, flat data and buffer overflows."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import sep
 from fits_factory import Stars, render_stars
 
-from service import detection
-from service.config import DetectionConfig
-from service.detection import background_structure, detect, gaussian_kernel
+from skyqa.service.pipeline import detection
+from skyqa.service.config import DetectionConfig
+from skyqa.service.pipeline.detection import background_structure, detect, gaussian_kernel
 
 # SExtractor's gauss_3.0_7x7.conv, central row.
 SEXTRACTOR_ROW = [0.068707, 0.296069, 0.710525, 0.951108, 0.710525, 0.296069, 0.068707]

@@ -5,11 +5,11 @@ import pytest
 
 import keras  # noqa: E402
 
-from service.labels import CellLabel, Label, LabelMap  # noqa: E402
-from training.architectures import compile_desom, dense_autoencoder  # noqa: E402
-from training.desom import DESOM  # noqa: E402
-from training.evaluate import MapFit, best_two, cell_table, fit_map, map_quality, scores, umatrix  # noqa: E402
-from training.train import predict_bmu  # noqa: E402
+from skyqa.service.labels import CellLabel, Label, LabelMap  # noqa: E402
+from skyqa.training.architectures import compile_desom, dense_autoencoder  # noqa: E402
+from skyqa.training.desom import DESOM  # noqa: E402
+from skyqa.training.evaluate import MapFit, best_two, cell_table, fit_map, map_quality, scores, umatrix  # noqa: E402
+from skyqa.training.train import predict_bmu  # noqa: E402
 
 G, BT = Label.GOOD, Label.BT
 # A 4 x 1 map in a 1-D latent space whose nodes 1 and 2 are swapped, and node 3 far from every sample.

@@ -5,9 +5,9 @@ import keras  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
-from training.architectures import build_desom1, build_desom2  # noqa: E402
-from training.export import export_onnx  # noqa: E402
-from training.train import predict_bmu, train_desom  # noqa: E402
+from skyqa.training.architectures import build_desom1, build_desom2  # noqa: E402
+from skyqa.training.export import export_onnx  # noqa: E402
+from skyqa.training.train import predict_bmu, train_desom  # noqa: E402
 
 
 def run_onnx(path, x):

@@ -1,4 +1,4 @@
-"""service.exposure: headers, reads, dead CCDs and every way a file can be unusable."""
+"""skyqa.service.pipeline.exposure: headers, reads, dead CCDs and every way a file can be unusable."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 from fits_factory import write_exposure
 
-from service.exposure import (
+from skyqa.service.pipeline.exposure import (
     CCDInfo,
     ExposureError,
     describe_exposure,

@@ -12,8 +12,8 @@ import fsspec
 import pytest
 from tenacity import wait_none
 
-from service.config import FetchConfig
-from service.stream.fetch import Fetcher, FetchError, file_checksum
+from skyqa.service.config import FetchConfig
+from skyqa.service.stream.fetch import Fetcher, FetchError, file_checksum
 
 DATA = b"SIMPLE  =                    T" + bytes(range(256)) * 40
 

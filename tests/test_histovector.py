@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from service.histovector import CellScaler, histo_vector, normalise
+from skyqa.service.pipeline.histovector import CellScaler, histo_vector, normalise
 
 
 def test_histo_vector_sums_to_weight():

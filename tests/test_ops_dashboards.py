@@ -106,7 +106,7 @@ def test_required_panels() -> None:
 
 
 def test_label_colours_cover_every_label() -> None:
-    from service.labels import Label
+    from skyqa.service.labels import Label
 
     build = load_build()
     assert set(build.LABEL_COLOURS) == {label.value for label in Label}

@@ -172,8 +172,8 @@ def test_daemon_deployment(rendered: dict[str, list[dict[str, Any]]], overlay: s
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_daemon_settings_load(rendered: dict[str, list[dict[str, Any]]], overlay: str, tmp_path: Path,
                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """The mounted YAML + the Deployment's env are accepted by service.config.Settings (extra keys forbidden)."""
-    from service.config import Settings
+    """The mounted YAML + the Deployment's env are accepted by skyqa.service.config.Settings (extra keys forbidden)."""
+    from skyqa.service.config import Settings
 
     docs = rendered[overlay]
     dep = one(docs, "Deployment", "skyqa")

@@ -114,7 +114,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prom, Path, Path, list[Path]]]:
     if prometheus is None:
         pytest.fail("prometheus missing: run `make system-deps` (Debian package prometheus)")
     skyqa = Path(sys.executable).with_name("skyqa")
-    from simulator.night import simulate_night
+    from skyqa.simulator.night import simulate_night
 
     watch, staging, night = tmp_path / "incoming", tmp_path / "staging", tmp_path / "night"
     for d in (watch, staging):

@@ -1,4 +1,4 @@
-"""service.preprocess: the whole per-exposure chain on small synthetic MEF files."""
+"""skyqa.service.pipeline.preprocess: the whole per-exposure chain on small synthetic MEF files."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from fits_factory import Stars, write_exposure
 
-from service.config import Settings
-from service.exposure import ExposureError
-from service.preprocess import ccd_seed, prepare_exposure, row_bands
+from skyqa.service.config import Settings
+from skyqa.service.pipeline.exposure import ExposureError
+from skyqa.service.pipeline.preprocess import ccd_seed, prepare_exposure, row_bands
 
 SHAPE = (256, 128)
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -139,7 +139,7 @@ def test_area_fraction_scales_weight(tmp_path):
 
 
 def test_detection_overflow_is_noted(tmp_path, monkeypatch):
-    from service import detection
+    from skyqa.service.pipeline import detection
 
     monkeypatch.setattr(detection, "PIXSTACK", 10)
     monkeypatch.setattr(detection, "MAX_PIXSTACK", 10)

@@ -1,5 +1,5 @@
-from service.labels import Label
-from service.scoring import binary_score, confusion_matrix, score_report
+from skyqa.service.labels import Label
+from skyqa.service.scoring import binary_score, confusion_matrix, score_report
 
 G, B, U, S = Label.GOOD, Label.BT, Label.UNLABELLED, Label.BSEEING
 

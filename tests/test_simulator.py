@@ -12,14 +12,14 @@ import pytest
 from astropy.io import fits  # noqa: E402
 from astropy.wcs import WCS  # noqa: E402
 
-from service.config import DetectionConfig  # noqa: E402
-from service.detection import detect  # noqa: E402
-from service.labels import Label  # noqa: E402
-from simulator import cli  # noqa: E402
-from simulator.exposure import simulate_exposure  # noqa: E402
-from simulator.night import simulate_night  # noqa: E402
-from simulator.params import BGP_SUBTYPES, CLASSES, ExposureParams, Geometry, draw_params  # noqa: E402
-from simulator.truth import read_truth  # noqa: E402
+from skyqa.service.config import DetectionConfig  # noqa: E402
+from skyqa.service.pipeline.detection import detect  # noqa: E402
+from skyqa.service.labels import Label  # noqa: E402
+from skyqa.simulator import cli  # noqa: E402
+from skyqa.simulator.exposure import simulate_exposure  # noqa: E402
+from skyqa.simulator.night import simulate_night  # noqa: E402
+from skyqa.simulator.params import BGP_SUBTYPES, CLASSES, ExposureParams, Geometry, draw_params  # noqa: E402
+from skyqa.simulator.truth import read_truth  # noqa: E402
 
 CASES = [(c, None) for c in CLASSES if c != Label.BGP] + [(str(Label.BGP), s) for s in BGP_SUBTYPES]
 PRIMARY_KEYS = ("EXPNUM", "EXPTIME", "FILTER", "AIRMASS", "RA", "DEC", "DATE-OBS", "OBJECT", "INSTRUME", "PIXSCAL")
@@ -46,7 +46,7 @@ def exposures() -> dict[tuple[str, str | None], tuple[ExposureParams, fits.HDULi
 
 def _sources(hdul: fits.HDUList, deblend_cont: float = 0.005) -> list[tuple[np.ndarray, np.ndarray]]:
     """Bright, unsaturated detections per CCD, through the project's detector (sep keeps global buffer
-    state that service.detection manages, so tests must not call sep.extract behind its back)."""
+    state that skyqa.service.pipeline.detection manages, so tests must not call sep.extract behind its back)."""
     out = []
     for hdu in hdul[1:]:
         data = hdu.data.astype(np.float32)

@@ -4,7 +4,7 @@ import pytest
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-from training.som import SOMLayer, grid_coordinates, manhattan_grid, neighbourhood_weights, temperature  # noqa: E402
+from skyqa.training.som import SOMLayer, grid_coordinates, manhattan_grid, neighbourhood_weights, temperature  # noqa: E402
 
 
 def test_som_distances_match_brute_force():

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.stream.events import EventError, ExposureEvent, decode_event
+from skyqa.service.stream.events import EventError, ExposureEvent, decode_event
 
 GOOD = {
     "schema_version": 1,

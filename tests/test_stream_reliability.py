@@ -26,11 +26,11 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from service.histovector import CellScaler
-from service.labels import CellLabel, Label, LabelMap
-from service.stream.outcome import DeadLetterRecord
-from service.stream.replay import night_events
-from service.verdict import Verdict
+from skyqa.service.pipeline.histovector import CellScaler
+from skyqa.service.labels import CellLabel, Label, LabelMap
+from skyqa.service.stream.outcome import DeadLetterRecord
+from skyqa.service.stream.replay import night_events
+from skyqa.service.verdict import Verdict
 from tests.kafka_fixture import KafkaBroker, free_port, kafka_broker  # noqa: F401  (fixture)
 from tests.triton_fixture import SCRIPT as TRITON_SCRIPT
 from tests.triton_fixture import TritonServer, triton_server  # noqa: F401  (fixture)
@@ -53,7 +53,7 @@ def curate(repo: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from simulator.night import simulate_night
+    from skyqa.simulator.night import simulate_night
 
     out = tmp_path_factory.mktemp("night")
     simulate_night(out, N_EXPOSURES, seed=7, size="tiny", progress=False)
@@ -80,7 +80,7 @@ class Daemon:
         self.starts += 1
         env = {**self.env, "SKYQA_SERVE__HTTP_PORT": str(self.http_port)}
         with self.log.open("a") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "service.stream.cli", "--source", "kafka", *args],
+            self.proc = subprocess.Popen([sys.executable, "-m", "skyqa.service.stream.cli", "--source", "kafka", *args],
                                          cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
 

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from service.config import FetchConfig
-from service.exposure import ExposureError
-from service.labels import Label
-from service.stream.dir_source import DirSource, DirState, WriteFiles
-from service.stream.errors import Transient
-from service.stream.fetch import Fetcher, file_checksum
-from service.stream.health import Health, HealthServer
-from service.stream.outcome import DeadLetterRecord, Message, Origin, Outcome
-from service.stream.steps import chain
-from service.verdict import ModelVersions, PhysicalMetrics, Verdict
+from skyqa.service.config import FetchConfig
+from skyqa.service.pipeline.exposure import ExposureError
+from skyqa.service.labels import Label
+from skyqa.service.stream.dir_source import DirSource, DirState, WriteFiles
+from skyqa.service.stream.errors import Transient
+from skyqa.service.stream.fetch import Fetcher, file_checksum
+from skyqa.service.stream.health import Health, HealthServer
+from skyqa.service.stream.outcome import DeadLetterRecord, Message, Origin, Outcome
+from skyqa.service.stream.steps import chain
+from skyqa.service.verdict import ModelVersions, PhysicalMetrics, Verdict
 
 FITS = b"SIMPLE  =                    T" + b" " * 2850
 

@@ -12,12 +12,12 @@ from prometheus_client import REGISTRY
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from service.config import InferenceConfig, ModelsConfig, Settings
-from service.inference import DESOM1, DESOM2, Contract, SomModel, open_models
-from service.inference.local import LocalSomModel
-from service.inference.triton import TritonSomModel, TritonUnavailableError
-from service.modelrepo import resolve_version
-from service.triton_repository import SPECS, render
+from skyqa.service.config import InferenceConfig, ModelsConfig, Settings
+from skyqa.service.inference import DESOM1, DESOM2, Contract, SomModel, open_models
+from skyqa.service.inference.local import LocalSomModel
+from skyqa.service.inference.triton import TritonSomModel, TritonUnavailableError
+from skyqa.service.modelrepo import resolve_version
+from skyqa.service.inference.triton_repository import SPECS, render
 from tests.onnx_factory import write_models
 from tests.triton_fixture import TritonServer, free_ports, triton_server  # noqa: F401  (fixture)
 
@@ -40,7 +40,7 @@ def _triton(server: TritonServer, protocol: str, contract: Contract, version: st
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.contract.name)
 def test_committed_production_configs_are_generated(spec) -> None:
     committed = (ROOT / "models" / spec.contract.name / "config.pbtxt").read_text()
-    assert committed == render(spec, local=False), "run: python -m service.triton_repository production"
+    assert committed == render(spec, local=False), "run: python -m skyqa.service.inference.triton_repository production"
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.contract.name)

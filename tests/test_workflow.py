@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
-from service.labels import Label, LabelMap
-from service.modelrepo import versions
-from training.curate import read_cells
-from training.dataset import read_manifest
+from skyqa.cli import main
+from skyqa.service.labels import Label, LabelMap
+from skyqa.service.modelrepo import versions
+from skyqa.training.curate import read_cells
+from skyqa.training.dataset import read_manifest
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from service.triton_repository import write_local
+from skyqa.service.inference.triton_repository import write_local
 from tests.onnx_factory import write_models
 
 ROOT = Path(__file__).resolve().parents[1]

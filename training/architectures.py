@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from training.desom import DESOM
+from skyqa.training.desom import DESOM
 
 INIT = "glorot_uniform"
 

@@ -70,7 +70,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--desom1", type=Path, required=True)
     export.add_argument("--desom2", type=Path, required=True)
     export.add_argument("--labels", type=Path, required=True)
-    export.add_argument("--repository", type=Path, default=Path("models"))
+    export.add_argument("--repository", type=Path, help="model repository (default: settings.models.repository)")
     export.set_defaults(run=_run_export)
 
     report = commands.add_parser("report", help="PNG pictures: DESOM-1 prototypes, DESOM-2 label map, density maps")
@@ -80,8 +80,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_dataset_build(args: argparse.Namespace) -> int:
-    from service.classify_cli import expand
-    from training.dataset import build
+    from skyqa.service.pipeline.cli import expand
+    from skyqa.training.dataset import build
 
     entries = build(expand(args.inputs), args.out, args.settings, workers=args.workers)
     print(f"{args.out}: {len(entries)} exposures, {sum(e.stop - e.start for e in entries)} cutouts")
@@ -89,7 +89,7 @@ def _run_dataset_build(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from training import workflow
+    from skyqa.training import workflow
 
     if args.model == "desom1":
         workflow.train_desom1(args.data, args.out, args.iterations, args.batch_size, args.max_cutouts, args.seed)
@@ -101,7 +101,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from training.evaluate import evaluate
+    from skyqa.training.evaluate import evaluate
 
     try:
         _, text = evaluate(args.out, args.desom1, args.desom2, args.data, args.truth, args.labels, args.cutouts,
@@ -113,17 +113,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_gallery(args: argparse.Namespace) -> int:
-    from training.gallery import gallery
+    from skyqa.training.gallery import gallery
 
     print(gallery(args.desom2, args.data, args.labels, args.out, args.per_cell, args.seed))
     return 0
 
 
 def _run_curate(args: argparse.Namespace) -> int:
-    from service.labels import LabelMap
-    from service.scoring import read_truth_labels
-    from training.curate import apply_edits, background_flagged, fill_empty, propose, read_cells
-    from training.dataset import read_manifest
+    from skyqa.service.labels import LabelMap
+    from skyqa.service.scoring import read_truth_labels
+    from skyqa.training.curate import apply_edits, background_flagged, fill_empty, propose, read_cells
+    from skyqa.training.dataset import read_manifest
 
     previous = LabelMap.load(args.previous) if args.previous else None
     grid = previous.grid if previous else (20, 20)
@@ -145,15 +145,16 @@ def _run_curate(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from training import workflow
+    from skyqa.training import workflow
 
-    v1, v2 = workflow.export(args.desom1, args.desom2, args.labels, args.repository)
-    print(f"{args.repository}: desom1 version {v1}, desom2 version {v2}")
+    repository = args.repository or args.settings.models.repository
+    v1, v2 = workflow.export(args.desom1, args.desom2, args.labels, repository)
+    print(f"{repository}: desom1 version {v1}, desom2 version {v2}")
     return 0
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from training import workflow
+    from skyqa.training import workflow
 
     for path in workflow.report(args.settings, args.exposures, args.out):
         print(path)

@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from service.background_check import BackgroundCheckConfig, background_problems
-from service.labels import CellLabel, Label, LabelMap
-from service.verdict import PhysicalMetrics
+from skyqa.service.pipeline.background_check import BackgroundCheckConfig, background_problems
+from skyqa.service.labels import CellLabel, Label, LabelMap
+from skyqa.service.verdict import PhysicalMetrics
 
 
 def read_cells(path: Path) -> dict[str, int]:

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from service.config import Settings
-from service.exposure import ExposureError
-from service.preprocess import PreparedExposure, prepare_exposure
+from skyqa.service.config import Settings
+from skyqa.service.pipeline.exposure import ExposureError
+from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
 
 MANIFEST = "manifest.jsonl"
 
@@ -36,7 +36,7 @@ class Entry:
     weight: float
     n_ccds: int
     dead_ccds: list[str]
-    metrics: dict = field(default_factory=dict)  # service.verdict.PhysicalMetrics, for the background check
+    metrics: dict = field(default_factory=dict)  # skyqa.service.verdict.PhysicalMetrics, for the background check
 
 
 def read_manifest(root: Path) -> list[Entry]:

@@ -11,7 +11,7 @@ import numpy as np
 import keras
 from keras import ops
 
-from training.som import SOMLayer, manhattan_grid, neighbourhood_weights, temperature
+from skyqa.training.som import SOMLayer, manhattan_grid, neighbourhood_weights, temperature
 
 
 @keras.saving.register_keras_serializable(package="skyqa")

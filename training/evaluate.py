@@ -4,7 +4,7 @@ Map diagnostics are computed in the latent space, where the SOM lives, from the 
 quantization error (mean squared latent distance to the BMU: what the SOM loss and the ONNX `distance`
 output measure), topographic error (share of samples whose 1st and 2nd BMU are not grid neighbours,
 Manhattan distance 1), reconstruction MSE and map usage. With a truth sample the DESOM-2 cells get their
-size and purity, and the label map gets the paper's Good-vs-bad scores through `service.scoring`.
+size and purity, and the label map gets the paper's Good-vs-bad scores through `skyqa.service.scoring`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from service.histovector import CellScaler, normalise
-from service.labels import Label, LabelMap
-from service.scoring import binary_score, confusion_matrix, read_truth_labels, score_report
-from training import report as pictures
-from training.curate import propose
-from training.dataset import read_manifest, sample_cutouts
-from training.desom import DESOM
-from training.som import manhattan_grid
+from skyqa.service.pipeline.histovector import CellScaler, normalise
+from skyqa.service.labels import Label, LabelMap
+from skyqa.service.scoring import binary_score, confusion_matrix, read_truth_labels, score_report
+from skyqa.training import report as pictures
+from skyqa.training.curate import propose
+from skyqa.training.dataset import read_manifest, sample_cutouts
+from skyqa.training.desom import DESOM
+from skyqa.training.som import manhattan_grid
 
 MAJORITY = "majority label of the truth per cell (in-sample)"
 
@@ -124,7 +124,7 @@ def desom2_inputs(desom2: Path, data: Path | None, desom1: Path | None) -> tuple
     if data is not None and set(ids) != {e.exposure_id for e in read_manifest(data)}:
         if desom1 is None:
             raise ValueError(f"{data} is not DESOM-2's training set: --desom1 is needed to compute its histo-vectors")
-        from training.workflow import histovectors
+        from skyqa.training.workflow import histovectors
 
         ids, raw = histovectors(data, desom1 / "model.onnx")
     return ids, CellScaler.load(desom2 / "scaler.json").transform(normalise(raw.astype(np.float32)))

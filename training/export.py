@@ -14,7 +14,7 @@ import keras
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from training.desom import DESOM
+from skyqa.training.desom import DESOM
 
 OPSET = 17
 CONTRACTS = {

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from service.exposure import ExposureError, describe_exposure, fill_nans, read_ccd
-from service.labels import Label, LabelMap
-from training import report as pictures
-from training.curate import read_cells
-from training.dataset import Entry, read_manifest, shard_cutouts
+from skyqa.service.pipeline.exposure import ExposureError, describe_exposure, fill_nans, read_ccd
+from skyqa.service.labels import Label, LabelMap
+from skyqa.training import report as pictures
+from skyqa.training.curate import read_cells
+from skyqa.training.dataset import Entry, read_manifest, shard_cutouts
 
 EDITS = "edits.csv"
 MOSAIC = 16  # cutouts per exposure thumbnail (4 x 4)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from service.histovector import CellScaler
-from service.labels import LabelMap
-from service.modelrepo import versions
+from skyqa.service.pipeline.histovector import CellScaler
+from skyqa.service.labels import LabelMap
+from skyqa.service.modelrepo import versions
 
 
 def next_version(repository: Path, name: str) -> str:

@@ -13,7 +13,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from service.labels import Label, LabelMap  # noqa: E402
+from skyqa.service.labels import Label, LabelMap  # noqa: E402
 
 LABEL_COLOURS = {
     Label.UNLABELLED: "#ffffff",

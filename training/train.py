@@ -8,7 +8,7 @@ import numpy as np
 import keras
 from keras import ops
 
-from training.desom import DESOM
+from skyqa.training.desom import DESOM
 
 
 def random_batches(x: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray]]:

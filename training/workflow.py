@@ -1,7 +1,7 @@
 """The offline workflow behind `skyqa train/export/report`: shards -> DESOM-1 -> histo-vectors -> DESOM-2.
 
 Histo-vectors for DESOM-2 and the curation cells are computed through the exported ONNX files and the
-serving-side code (service.histovector, service.inference.local), so training sees what serving sees.
+serving-side code (skyqa.service.pipeline.histovector, skyqa.service.inference.local), so training sees what serving sees.
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from service.config import Settings
-from service.histovector import CellScaler, histo_vector, normalise
-from service.inference.base import DESOM1, DESOM2, Contract
-from service.inference.local import LocalSomModel
-from service.labels import LabelMap
-from service.modelrepo import resolve_version
-from training.architectures import build_desom1, build_desom2
-from training.curate import write_cells
-from training.dataset import count_cutouts, iter_exposures, read_manifest, sample_cutouts, stream_batches
-from training.desom import DESOM
-from training.export import export_onnx
-from training.publish import publish
-from training.train import train_desom
+from skyqa.service.config import Settings
+from skyqa.service.pipeline.histovector import CellScaler, histo_vector, normalise
+from skyqa.service.inference.base import DESOM1, DESOM2, Contract
+from skyqa.service.inference.local import LocalSomModel
+from skyqa.service.labels import LabelMap
+from skyqa.service.modelrepo import resolve_version
+from skyqa.training.architectures import build_desom1, build_desom2
+from skyqa.training.curate import write_cells
+from skyqa.training.dataset import count_cutouts, iter_exposures, read_manifest, sample_cutouts, stream_batches
+from skyqa.training.desom import DESOM
+from skyqa.training.export import export_onnx
+from skyqa.training.publish import publish
+from skyqa.training.train import train_desom
 
 CHECKPOINT = "model.keras"
 INIT_SAMPLE = 20_000  # cutouts whose encodings seed the DESOM-1 prototypes
@@ -132,8 +132,8 @@ def export(desom1: Path, desom2: Path, labels: Path, repository: Path) -> tuple[
 
 
 def report(settings: Settings, exposures: list[Path], out: Path) -> list[Path]:
-    from service.classify import Classifier
-    from training import report as pictures
+    from skyqa.service.pipeline.classify import Classifier
+    from skyqa.training import report as pictures
 
     repo = settings.models.repository
     _, d1 = resolve_version(repo, settings.models.desom1, settings.models.desom1_version)

@@ -22,7 +22,7 @@ RULES = HERE.parent / "prometheus" / "skyqa-rules.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
 TONIGHT = "12h"  # "tonight" = the last 12 hours, whatever the dashboard's time range
-# Verdict colours, one per service.labels.Label value (checked by the tests).
+# Verdict colours, one per skyqa.service.labels.Label value (checked by the tests).
 LABEL_COLOURS = {
     "Good": "green",
     "BT": "orange",

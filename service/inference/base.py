@@ -1,7 +1,7 @@
 """The ONNX contracts (docs/ARCHITECTURE.md) and the protocol every inference backend implements.
 
 The contracts are the single source of the tensor names/dtypes/shapes: the local and Triton clients and the
-Triton config generator (service.triton_repository) all read them, so they cannot drift apart.
+Triton config generator (skyqa.service.inference.triton_repository) all read them, so they cannot drift apart.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from service.config import Settings
-from service.inference.base import DESOM1, DESOM2, Contract, SomModel
-from service.modelrepo import resolve_version
+from skyqa.service.config import Settings
+from skyqa.service.inference.base import DESOM1, DESOM2, Contract, SomModel
+from skyqa.service.modelrepo import resolve_version
 
 
 def _open(settings: Settings, contract: Contract, name: str, version: str) -> SomModel:
@@ -13,11 +13,11 @@ def _open(settings: Settings, contract: Contract, name: str, version: str) -> So
     resolved, directory = resolve_version(settings.models.repository, name, version)
     cfg = settings.inference
     if cfg.mode == "local":
-        from service.inference.local import LocalSomModel
+        from skyqa.service.inference.local import LocalSomModel
 
         return LocalSomModel(directory / "model.onnx", contract, name=name, version=resolved,
                              batch_size=cfg.batch_size, threads=cfg.threads)
-    from service.inference.triton import TritonSomModel
+    from skyqa.service.inference.triton import TritonSomModel
 
     return TritonSomModel(cfg, contract, name=name, version=resolved)
 

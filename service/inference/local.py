@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.inference.base import Contract, check_input, empty_result
+from skyqa.service.inference.base import Contract, check_input, empty_result
 
 
 class LocalSomModel:

@@ -16,9 +16,9 @@ import tritonclient.http as httpclient
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from service.config import InferenceConfig
-from service.inference.base import Contract, check_input, empty_result
-from service.stream.metrics import TRITON_FAILURES, TRITON_SECONDS
+from skyqa.service.config import InferenceConfig
+from skyqa.service.inference.base import Contract, check_input, empty_result
+from skyqa.service.stream.metrics import TRITON_FAILURES, TRITON_SECONDS
 
 # gRPC status codes / HTTP status strings worth another attempt (server (re)starting or shutting down).
 # Not retried: NOT_FOUND/404 (unknown model or version), INVALID_ARGUMENT/400 (a bug on this side).

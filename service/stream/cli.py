@@ -16,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.config import Settings, load_settings
-    from service.stream.serve import serve
+    from skyqa.service.config import Settings, load_settings
+    from skyqa.service.stream.serve import serve
 
     settings: Settings = getattr(args, "settings", None) or load_settings(getattr(args, "config", None))
     serve_cfg = {k: v for k, v in (("source", args.source), ("watch_dir", args.watch_dir)) if v is not None}
@@ -29,9 +29,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m service.stream.cli`: the same daemon without the umbrella CLI."""
-    from service.config import load_settings
-    from service.log import configure_logging
+    """`python -m skyqa.service.stream.cli`: the same daemon without the umbrella CLI."""
+    from skyqa.service.config import load_settings
+    from skyqa.service.log import configure_logging
 
     parser = argparse.ArgumentParser(prog="skyqa serve", description=__doc__.splitlines()[0])
     add_arguments(parser)

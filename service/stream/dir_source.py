@@ -21,13 +21,13 @@ from urllib.parse import unquote, urlsplit
 import structlog
 from astropy.io import fits
 
-from service.exposure import exposure_id
-from service.stream.backoff import Backoff
-from service.stream.errors import Transient
-from service.stream.events import ExposureEvent
-from service.stream.metrics import DUPLICATE_VERDICTS, ERRORS, EVENTS_CONSUMED
-from service.stream.outcome import Message, Origin, Outcome
-from service.stream.steps import Step
+from skyqa.service.pipeline.exposure import exposure_id
+from skyqa.service.stream.backoff import Backoff
+from skyqa.service.stream.errors import Transient
+from skyqa.service.stream.events import ExposureEvent
+from skyqa.service.stream.metrics import DUPLICATE_VERDICTS, ERRORS, EVENTS_CONSUMED
+from skyqa.service.stream.outcome import Message, Origin, Outcome
+from skyqa.service.stream.steps import Step
 
 PATTERN = "*.fits*"
 INSTRUMENT = "watched-directory"

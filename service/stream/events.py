@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service.stream.errors import Rejected
+from skyqa.service.stream.errors import Rejected
 
 CHECKSUM_PATTERN = r"^sha256:[0-9a-f]{64}$"
 

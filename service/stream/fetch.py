@@ -23,8 +23,8 @@ import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
-from service.config import FetchConfig
-from service.stream.errors import Rejected
+from skyqa.service.config import FetchConfig
+from skyqa.service.stream.errors import Rejected
 
 CHUNK = 1 << 20
 RETRIABLE_STATUS = {408, 429, 500, 502, 503, 504}

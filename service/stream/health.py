@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.stream.metrics import READY
+from skyqa.service.stream.metrics import READY
 
 Check = Callable[[], bool]
 

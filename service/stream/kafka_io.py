@@ -17,10 +17,10 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import FencedInstanceIdError, InvalidProducerEpochError, KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from service.config import KafkaConfig
-from service.stream.metrics import CONSUMER_LAG, STAGE_SECONDS
-from service.stream.outcome import Message, Outcome
-from service.stream.steps import Step
+from skyqa.service.config import KafkaConfig
+from skyqa.service.stream.metrics import CONSUMER_LAG, STAGE_SECONDS
+from skyqa.service.stream.outcome import Message, Outcome
+from skyqa.service.stream.steps import Step
 
 # One exposure per poll, and up to 15 min to classify it (a slow pull of a 700 MiB file) before the group
 # considers this member dead and hands its partitions to another replica.

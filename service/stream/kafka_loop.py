@@ -16,12 +16,12 @@ from kafka import KafkaConsumer
 from kafka.errors import FencedInstanceIdError, InvalidProducerEpochError, KafkaError, ProducerFencedError
 from kafka.structs import TopicPartition
 
-from service.stream.backoff import Backoff
-from service.stream.errors import Transient
-from service.stream.kafka_io import LagMonitor, TransactionalPublisher
-from service.stream.metrics import ERRORS, EVENTS_CONSUMED
-from service.stream.outcome import Message, Origin
-from service.stream.steps import Step
+from skyqa.service.stream.backoff import Backoff
+from skyqa.service.stream.errors import Transient
+from skyqa.service.stream.kafka_io import LagMonitor, TransactionalPublisher
+from skyqa.service.stream.metrics import ERRORS, EVENTS_CONSUMED
+from skyqa.service.stream.outcome import Message, Origin
+from skyqa.service.stream.steps import Step
 
 EXIT_FENCED = 75  # EX_TEMPFAIL: restart me
 # Another process now holds this replica's identity (transactional id / group instance id): we are the zombie.

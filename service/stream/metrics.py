@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from service.labels import Label
+from skyqa.service.labels import Label
 
 # Sub-second stages up to a slow network pull of a 700 MiB file: 10 ms .. 15 min.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900)

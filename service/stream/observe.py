@@ -6,7 +6,7 @@ import time
 
 import structlog
 
-from service.stream.metrics import (
+from skyqa.service.stream.metrics import (
     CUTOUTS,
     DEAD_LETTERS,
     DETECTIONS,
@@ -21,8 +21,8 @@ from service.stream.metrics import (
     VERDICT_CELLS,
     VERDICTS,
 )
-from service.stream.outcome import Message, Outcome
-from service.verdict import Verdict
+from skyqa.service.stream.outcome import Message, Outcome
+from skyqa.service.verdict import Verdict
 
 log = structlog.get_logger("skyqa.stream")
 

@@ -9,9 +9,9 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from service.stream.errors import Rejected
-from service.stream.events import ExposureEvent
-from service.verdict import Verdict
+from skyqa.service.stream.errors import Rejected
+from skyqa.service.stream.events import ExposureEvent
+from skyqa.service.verdict import Verdict
 
 DEAD_LETTER_SCHEMA_VERSION = 1
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from astropy.io import fits
 from kafka import KafkaProducer
 
-from service.exposure import exposure_id
-from service.stream.events import ExposureEvent
-from service.stream.fetch import file_checksum
+from skyqa.service.pipeline.exposure import exposure_id
+from skyqa.service.stream.events import ExposureEvent
+from skyqa.service.stream.fetch import file_checksum
 
 FITS_SUFFIXES = (".fits", ".fits.fz", ".fz")
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", default=None, help="default: settings.kafka.events_topic")
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between events")
     args = parser.parse_args(argv)
-    from service.config import load_settings
+    from skyqa.service.config import load_settings
 
     kafka = load_settings().kafka
     sent = publish(night_events(args.night_dir), args.bootstrap_servers or kafka.bootstrap_servers,

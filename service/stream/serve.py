@@ -9,21 +9,21 @@ import threading
 import structlog
 from kafka.errors import KafkaError
 
-from service.config import Settings
-from service.stream.fetch import Fetcher
-from service.stream.health import Health, HealthServer, tcp_reachable
-from service.stream.kafka_io import MAX_POLL_INTERVAL_MS, CommitOffsets, Produce, TransactionalPublisher, make_consumer
-from service.stream.kafka_loop import KafkaLoop
-from service.stream.metrics import MODEL_INFO, expose_label_series
-from service.stream.observe import Observe
-from service.stream.steps import VerdictSource, chain
+from skyqa.service.config import Settings
+from skyqa.service.stream.fetch import Fetcher
+from skyqa.service.stream.health import Health, HealthServer, tcp_reachable
+from skyqa.service.stream.kafka_io import MAX_POLL_INTERVAL_MS, CommitOffsets, Produce, TransactionalPublisher, make_consumer
+from skyqa.service.stream.kafka_loop import KafkaLoop
+from skyqa.service.stream.metrics import MODEL_INFO, expose_label_series
+from skyqa.service.stream.observe import Observe
+from skyqa.service.stream.steps import VerdictSource, chain
 
 log = structlog.get_logger("skyqa.stream")
 
 
 def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     """Exit status: 0 after SIGTERM/SIGINT (exposure in flight finished and committed), 75 when fenced."""
-    from service.classify import Classifier  # loads the models: inside, so importing this module stays cheap
+    from skyqa.service.pipeline.classify import Classifier  # loads the models: inside, so importing this module stays cheap
 
     stop = stop or threading.Event()
     _stop_on_signals(stop)
@@ -67,7 +67,7 @@ def _serve_kafka(settings: Settings, classifier: VerdictSource, health: Health, 
 
 
 def _serve_dir(settings: Settings, classifier: VerdictSource, health: Health, stop: threading.Event) -> int:
-    from service.stream.dir_source import DirSource, DirState, WriteFiles
+    from skyqa.service.stream.dir_source import DirSource, DirState, WriteFiles
 
     watch_dir = settings.serve.watch_dir.resolve()
     watch_dir.mkdir(parents=True, exist_ok=True)

@@ -16,13 +16,13 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from service.exposure import ExposureError
-from service.stream.errors import Rejected, Transient
-from service.stream.events import EventError, ExposureEvent, decode_event
-from service.stream.fetch import Fetcher
-from service.stream.metrics import ERRORS, STAGE_SECONDS
-from service.stream.outcome import Message, Outcome
-from service.verdict import Verdict
+from skyqa.service.pipeline.exposure import ExposureError
+from skyqa.service.stream.errors import Rejected, Transient
+from skyqa.service.stream.events import EventError, ExposureEvent, decode_event
+from skyqa.service.stream.fetch import Fetcher
+from skyqa.service.stream.metrics import ERRORS, STAGE_SECONDS
+from skyqa.service.stream.outcome import Message, Outcome
+from skyqa.service.verdict import Verdict
 
 T_contra = TypeVar("T_contra", contravariant=True)
 log = structlog.get_logger("skyqa.stream")
@@ -33,7 +33,7 @@ class Step(Protocol[T_contra]):
 
 
 class VerdictSource(Protocol):
-    """What Classify needs: service.classify.Classifier (or a stand-in in unit tests)."""
+    """What Classify needs: skyqa.service.pipeline.classify.Classifier (or a stand-in in unit tests)."""
 
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict: ...
 

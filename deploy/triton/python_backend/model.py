@@ -1,7 +1,7 @@
 """Triton Python-backend model for the local CPU test server: runs the version directory's model.onnx with
 onnxruntime, i.e. the very file production serves with the onnxruntime backend on GPU.
 
-Copied into each version directory by service.triton_repository.write_local; never imported by skyqa itself.
+Copied into each version directory by skyqa.service.inference.triton_repository.write_local; never imported by skyqa itself.
 """
 
 from __future__ import annotations

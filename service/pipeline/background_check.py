@@ -9,15 +9,15 @@ unlabelled) exposure BGP, and the reason goes into the verdict's notes:
 - EXPTIME below `min_exptime_s` (low-exposure, noisy images, method.md's BGP class).
 
 Curation applies the same test to the archive, so an exposure that is BGP for its background does
-not vote on what its cell's sources look like (`training.curate`).
+not vote on what its cell's sources look like (`skyqa.training.curate`).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from service.labels import Label
-from service.verdict import PhysicalMetrics
+from skyqa.service.labels import Label
+from skyqa.service.verdict import PhysicalMetrics
 
 
 class BackgroundCheckConfig(BaseModel):

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from service.background_check import apply_background_check, background_problems
-from service.config import Settings
-from service.histovector import CellScaler, histo_vector, normalise
-from service.inference.base import SomModel
-from service.inference.factory import open_models
-from service.labels import Label, LabelMap
-from service.modelrepo import resolve_version
-from service.preprocess import PreparedExposure, prepare_exposure
-from service.verdict import ModelVersions, Verdict
+from skyqa.service.pipeline.background_check import apply_background_check, background_problems
+from skyqa.service.config import Settings
+from skyqa.service.pipeline.histovector import CellScaler, histo_vector, normalise
+from skyqa.service.inference.base import SomModel
+from skyqa.service.inference.factory import open_models
+from skyqa.service.labels import Label, LabelMap
+from skyqa.service.modelrepo import resolve_version
+from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
+from skyqa.service.verdict import ModelVersions, Verdict
 
 DESOM1_NODES = 25 * 25
 
@@ -52,7 +52,7 @@ class Classifier:
         self.versions = ModelVersions(desom1=self.desom1.version, desom2=self.desom2.version)
 
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict:
-        """Raises service.exposure.ExposureError (with a machine-readable reason) for unusable files."""
+        """Raises skyqa.service.pipeline.exposure.ExposureError (with a machine-readable reason) for unusable files."""
         start = time.perf_counter()
         prepared = prepare_exposure(Path(path), self.settings)
         timings = dict(prepared.timings)

@@ -1,7 +1,7 @@
 """Physical metrics operators read beside the label: seeing, tracking, sky and saturation.
 
 Measured per CCD (or row band) in the worker that holds the pixels (`measure_sources`), then
-combined per exposure (`summarise`) into `service.verdict.PhysicalMetrics`.
+combined per exposure (`summarise`) into `skyqa.service.verdict.PhysicalMetrics`.
 
 - FWHM: 2 x sep `flux_radius` at 50% (exact for a Gaussian PSF, like SExtractor's 2*FLUX_RADIUS),
   on unflagged, unsaturated sources with flux S/N >= 30, then the stellar locus is isolated by
@@ -10,7 +10,7 @@ combined per exposure (`summarise`) into `service.verdict.PhysicalMetrics`.
   The position angle is sep's theta (counter-clockwise from +x, image pixels), an axial quantity,
   so its median is circular on doubled angles, reported in [0, 180) degrees.
 - Saturated fraction: detections whose peak + background >= 0.9 SATURATE.
-- Background structure: `service.detection.background_structure` per CCD (over the mesh centres of
+- Background structure: `skyqa.service.pipeline.detection.background_structure` per CCD (over the mesh centres of
   all its searched bands), then its 80th percentile over CCDs: a problem on a fifth of the mosaic
   (one amplifier of a few CCDs, a corner's scattered light) counts, one CCD with a bright star's
   halo does not.
@@ -27,8 +27,8 @@ import numpy as np
 import sep
 from astropy.io import fits
 
-from service.exposure import CCDInfo, header_pixel_scale
-from service.verdict import PhysicalMetrics
+from skyqa.service.pipeline.exposure import CCDInfo, header_pixel_scale
+from skyqa.service.verdict import PhysicalMetrics
 
 DEFAULT_PIXEL_SCALE = 0.187  # arcsec/pixel, MegaCam
 SATURATION_FRACTION = 0.9

@@ -28,7 +28,7 @@ def expand(paths: list[Path]) -> list[Path]:
     return files
 
 
-def table_row(verdict) -> str:  # noqa: ANN001 - service.verdict.Verdict
+def table_row(verdict) -> str:  # noqa: ANN001 - skyqa.service.verdict.Verdict
     m = verdict.metrics
     cell = f"{verdict.cell[0]},{verdict.cell[1]}" if verdict.cell else "-"
 
@@ -46,10 +46,10 @@ HEADER = f"{'exposure':<14}{'label':<11}{'cell':>6}{'dist':>9}{'fwhm':>7}{'elong
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.classify import Classifier
-    from service.exposure import ExposureError
-    from service.labels import Label
-    from service.scoring import read_truth_labels, score_report
+    from skyqa.service.pipeline.classify import Classifier
+    from skyqa.service.pipeline.exposure import ExposureError
+    from skyqa.service.labels import Label
+    from skyqa.service.scoring import read_truth_labels, score_report
 
     settings = args.settings
     if args.models:

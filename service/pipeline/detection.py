@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 import sep
 
-from service.config import DetectionConfig
+from skyqa.service.config import DetectionConfig
 
 # sep allocates and initialises its pixel stack on every extract call (~32 B and ~30 ns a pixel),
 # so the everyday stack is sep's 300k active pixels, never more than the image has, and only a

@@ -10,17 +10,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from service import classify_cli
-from service.log import configure_logging
-from service.stream import cli as serve_cli
-from simulator import cli as simulate_cli
-from training import cli as training_cli
+from skyqa.service.pipeline import cli as classify_cli
+from skyqa import __version__
+from skyqa.service.log import configure_logging
+from skyqa.service.stream import cli as serve_cli
+from skyqa.simulator import cli as simulate_cli
+from skyqa.training import cli as training_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skyqa", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, help="YAML settings file (else $SKYQA_CONFIG); env vars override it")
     parser.add_argument("--log-level", default=None, help="override settings.log_level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module, help_text in [
         ("simulate", simulate_cli, "simulate a night of MegaCam-like exposures with GalSim (truth in a manifest)"),
@@ -36,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from service.config import load_settings
+    from skyqa.service.config import load_settings
 
     settings = load_settings(args.config)
     configure_logging(args.log_level or settings.log_level)

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from astropy.io import fits
 
-from service.config import CutoutConfig, DetectionConfig, Settings
-from service.cutouts import extract_cutouts, normalise_cutouts, select_sources
-from service.detection import background_structure, detect
-from service.exposure import (
+from skyqa.service.config import CutoutConfig, DetectionConfig, Settings
+from skyqa.service.pipeline.cutouts import extract_cutouts, normalise_cutouts, select_sources
+from skyqa.service.pipeline.detection import background_structure, detect
+from skyqa.service.pipeline.exposure import (
     CCDInfo,
     ExposureError,
     describe_exposure,
@@ -43,8 +43,8 @@ from service.exposure import (
     open_exposure,
     read_rows,
 )
-from service.physical import SourceMeasures, exposure_pixel_scale, header_exptime, measure_sources, summarise
-from service.verdict import PhysicalMetrics
+from skyqa.service.pipeline.physical import SourceMeasures, exposure_pixel_scale, header_exptime, measure_sources, summarise
+from skyqa.service.verdict import PhysicalMetrics
 
 REFERENCE_CCDS = 36  # W is scaled to a 36-CCD exposure, as the reference does for 40-CCD ones
 STAGES = ("read", "detect", "cutouts")
@@ -72,7 +72,7 @@ class _CCDResult:
     cutouts: np.ndarray
     detections: float  # sources counted in the searched rows / searched fraction
     measures: list[SourceMeasures]
-    structure: float  # service.detection.background_structure over all searched bands
+    structure: float  # skyqa.service.pipeline.detection.background_structure over all searched bands
     timings: dict[str, float]
     notes: list[str]
 
