@@ -17,6 +17,7 @@ from skyqa import shipped_models
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig
 
 CONFIG_ENV = "SKYQA_CONFIG"
+DATA_DIR = Path(os.environ.get("SKYQA_DATA_DIR", Path.home() / ".local" / "share" / "skyqa"))
 
 
 class DetectionConfig(BaseModel):
@@ -98,6 +99,21 @@ class ServeConfig(BaseModel):
     http_port: int = 8080
 
 
+class SiteConfig(BaseModel):
+    """Where the telescope is: the observing night is the local date at the site (CFHT, Maunakea: UTC-10)."""
+
+    utc_offset_hours: float = Field(-10.0, ge=-14.0, le=14.0)
+
+
+class ArchiveConfig(BaseModel):
+    """The verdict archive: an SQLAlchemy URL, sqlite:///<file> (embedded) or postgresql+psycopg://... (production)."""
+
+    url: str = Field(default_factory=lambda: f"sqlite:///{DATA_DIR / 'archive.db'}")
+    consumer_group: str = "skyqa-archive"
+    batch_size: int = Field(200, ge=1, le=10_000)
+    http_port: int = 8081
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SKYQA_", env_nested_delimiter="__", extra="forbid")
 
@@ -112,6 +128,8 @@ class Settings(BaseSettings):
     kafka: KafkaConfig = KafkaConfig()
     fetch: FetchConfig = FetchConfig()
     serve: ServeConfig = ServeConfig()
+    site: SiteConfig = SiteConfig()
+    archive: ArchiveConfig = ArchiveConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from pydantic import BaseModel, Field
 
 from skyqa.service.labels import Label
 
-VERDICT_SCHEMA_VERSION = 1
+# 2: + metadata (read from the primary header). Optional with a default, so v1 documents still load and v1
+# consumers (pydantic ignores unknown fields) keep reading v2 documents.
+VERDICT_SCHEMA_VERSION = 2
 
 
 class PhysicalMetrics(BaseModel):
@@ -22,6 +26,21 @@ class PhysicalMetrics(BaseModel):
     background_structure: float | None = Field(
         None, description="spread of the smooth background within a CCD, in pixel-noise units (80th pct over CCDs)")
     exptime_s: float | None = Field(None, description="EXPTIME from the primary header")
+
+
+class ExposureMetadata(BaseModel):
+    """What the archive files an exposure under, from its primary header; None where absent or malformed."""
+
+    instrument: str | None = None
+    filter: str | None = Field(None, description="FILTER keyword as written, e.g. r.MP9602")
+    exptime_s: float | None = None
+    airmass: float | None = None
+    ra_deg: float | None = None
+    dec_deg: float | None = None
+    date_obs: datetime | None = Field(None, description="UTC start of the exposure (DATE-OBS, else from MJD-OBS)")
+    mjd_obs: float | None = None
+    object: str | None = None
+    night: date | None = Field(None, description="observing night: the site's local date at the start of the night")
 
 
 class ModelVersions(BaseModel):
@@ -46,6 +65,7 @@ class Verdict(BaseModel):
     timings_s: dict[str, float] = Field(description="wall time per stage, seconds")
     models: ModelVersions
     notes: list[str] = Field(default_factory=list, description="why a verdict is degraded, e.g. no sources")
+    metadata: ExposureMetadata = Field(default_factory=ExposureMetadata, description="from the primary header")
 
     def deterministic_dump(self) -> dict:
         """Everything but timings: equal for any re-processing of the same file by the same models."""

@@ -16,6 +16,7 @@ from skyqa.service.inference.base import SomModel
 from skyqa.service.inference.factory import open_models
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
+from skyqa.service.pipeline.metadata import read_metadata_file
 from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
 from skyqa.service.verdict import ModelVersions, Verdict
 
@@ -57,7 +58,8 @@ class Classifier:
         prepared = prepare_exposure(Path(path), self.settings)
         timings = dict(prepared.timings)
         if len(prepared.cutouts) == 0:
-            return self._verdict(prepared, exposure_id, np.zeros(DESOM1_NODES, np.int64), None, timings, start)
+            verdict = self._verdict(prepared, exposure_id, np.zeros(DESOM1_NODES, np.int64), None, timings, start)
+            return self._with_metadata(verdict, path)
 
         t = time.perf_counter()
         bmus, _ = self.desom1.predict(prepared.cutouts)
@@ -71,7 +73,12 @@ class Classifier:
         t = time.perf_counter()
         cells, distances = self.desom2.predict(features)
         timings["desom2"] = time.perf_counter() - t
-        return self._verdict(prepared, exposure_id, vector, (int(cells[0]), float(distances[0])), timings, start)
+        verdict = self._verdict(prepared, exposure_id, vector, (int(cells[0]), float(distances[0])), timings, start)
+        return self._with_metadata(verdict, path)
+
+    def _with_metadata(self, verdict: Verdict, path: Path) -> Verdict:
+        verdict.metadata = read_metadata_file(path, self.settings.site.utc_offset_hours)
+        return verdict
 
     def _verdict(
         self,
