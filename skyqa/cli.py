@@ -12,6 +12,9 @@ from pathlib import Path
 
 from skyqa.service.pipeline import cli as classify_cli
 from skyqa import __version__
+from skyqa.service.api import cli as api_cli
+from skyqa.service.archive import cli as archive_cli
+from skyqa.service.search import cli as search_cli
 from skyqa.service.log import configure_logging
 from skyqa.service.stream import cli as serve_cli
 from skyqa.simulator import cli as simulate_cli
@@ -28,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("simulate", simulate_cli, "simulate a night of MegaCam-like exposures with GalSim (truth in a manifest)"),
         ("classify", classify_cli, "classify exposure files in process and print verdicts"),
         ("serve", serve_cli, "run the streaming daemon (Kafka or a watched directory)"),
+        ("archive", archive_cli, "fill the verdict archive (import, consume Kafka) and migrate its schema"),
+        ("search", search_cli, "search the archive: similar exposures, content (DESOM-1 nodes), filtered lists"),
+        ("api", api_cli, "serve the archive and search over HTTP (FastAPI)"),
     ]:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)

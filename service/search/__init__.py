@@ -1,0 +1,1 @@
+"""Search over the archive: similar exposures (histo-vector neighbours), content (DESOM-1 nodes), filtered lists."""

@@ -1,0 +1,180 @@
+"""The search library: similar exposures, content search and filtered lists over the archive's latest verdicts.
+
+SQL is built with SQLAlchemy expressions only (parameterised). Vector work happens in the in-memory
+VectorStore, refreshed from the archive before each query (only verdict rows newer than the last seen are read).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from skyqa.service.archive.models import Exposure, VerdictRow
+from skyqa.service.archive.store import Archive, histovectors
+from skyqa.service.search.filters import Filters, Hit, Page
+from skyqa.service.search.index import IndexConfig, VectorStore
+from skyqa.service.search.representation import embed, fractions
+from skyqa.service.verdict import ExposureMetadata, PhysicalMetrics
+
+NODES = 625
+LOAD_CHUNK = 20_000
+
+
+class NotFound(LookupError):
+    """An exposure id the archive does not hold."""
+
+
+class Search:
+    def __init__(self, archive: Archive, index: IndexConfig = IndexConfig()) -> None:
+        self.archive = archive
+        self.store = VectorStore(NODES, index)
+        self._lock = threading.Lock()
+
+    # -- keeping the vector store current ------------------------------------------------------------------
+    def refresh(self) -> int:
+        """Append verdict rows written since the last refresh; the number appended."""
+        added = 0
+        with self._lock, self.archive.engine.connect() as connection:
+            while True:
+                rows = connection.execute(
+                    select(VerdictRow.id, VerdictRow.histovector).where(VerdictRow.id > self.store.last_id)
+                    .order_by(VerdictRow.id).limit(LOAD_CHUNK)).all()
+                if not rows:
+                    return added
+                self.store.add(np.array([r[0] for r in rows]), fractions(histovectors([r[1] for r in rows])))
+                added += len(rows)
+
+    # -- queries -------------------------------------------------------------------------------------------
+    def similar_to_exposure(self, exposure_id: str, k: int, filters: Filters | None = None) -> list[Hit]:
+        with self.archive.engine.connect() as connection:
+            blob = connection.scalar(select(VerdictRow.histovector).join(
+                Exposure, Exposure.latest_verdict_id == VerdictRow.id).where(Exposure.exposure_id == exposure_id))
+        if blob is None:
+            raise NotFound(exposure_id)
+        return self.similar_to_vector(histovectors([blob])[0], k, filters, exclude=exposure_id)
+
+    def similar_to_file(self, path: Path, k: int, classifier, filters: Filters | None = None) -> list[Hit]:  # noqa: ANN001
+        """A new FITS file, classified on the fly (skyqa.service.pipeline.classify.Classifier)."""
+        verdict = classifier.classify(path)
+        return self.similar_to_vector(np.asarray(verdict.histovector), k, filters, exclude=None)
+
+    def similar_to_vector(self, histovector: np.ndarray, k: int, filters: Filters | None = None,
+                          exclude: str | None = None) -> list[Hit]:
+        self.refresh()
+        query = embed(fractions(histovector[None, :]))[0]
+        wanted = k + (1 if exclude else 0)
+        fetch = wanted
+        while True:  # superseded verdicts and filtered-out rows are dropped: ask for more until k remain
+            ids, distances = self.store.nearest(query, min(fetch, len(self.store)))
+            hits = self._hits(ids, dict(zip(ids.tolist(), distances.tolist())), filters)
+            hits = [h for h in hits if h.exposure_id != exclude]
+            if len(hits) >= k or fetch >= len(self.store):
+                return hits[:k]
+            fetch *= 4
+
+    def content(self, nodes: Sequence[int], min_fraction: float, filters: Filters | None, page: Page) -> list[Hit]:
+        """Exposures whose sources concentrate in `nodes`: fraction of W there >= min_fraction, largest first."""
+        self.refresh()
+        scores = self.store.content_scores(list(nodes))
+        candidates = np.flatnonzero(scores >= min_fraction)
+        ranked = candidates[np.argsort(-scores[candidates], kind="stable")]
+        hits: list[Hit] = []
+        skip, chunk = page.offset, max(4 * (page.offset + page.limit), 1000)
+        for lo in range(0, len(ranked), chunk):
+            rows = ranked[lo: lo + chunk]
+            ids = self.store.ids[rows]
+            found = self._hits(ids, dict(zip(ids.tolist(), scores[rows].astype(float).tolist())), filters)
+            take = found[skip:]
+            skip = max(0, skip - len(found))
+            hits.extend(take[: page.limit - len(hits)])
+            if len(hits) >= page.limit:
+                break
+        return hits
+
+    def list(self, filters: Filters | None, page: Page) -> list[Hit]:
+        order = {"novelty": (VerdictRow.distance.desc().nulls_last(), Exposure.exposure_id),
+                 "time": (Exposure.date_obs.desc().nulls_last(), Exposure.exposure_id),
+                 "exposure": (Exposure.exposure_id,)}[page.order]
+        stmt = self._base(filters).order_by(*order).limit(page.limit).offset(page.offset)
+        with Session(self.archive.engine) as session:
+            return [_hit(row) for row in session.execute(stmt).all()]
+
+    def exposure(self, exposure_id: str) -> dict:
+        """The exposure's latest verdict document and its verdict history (one per model-version pair)."""
+        with self.archive.engine.connect() as connection:
+            exposure = connection.execute(select(Exposure).where(Exposure.exposure_id == exposure_id)).first()
+            if exposure is None:
+                raise NotFound(exposure_id)
+            history = connection.execute(
+                select(VerdictRow.id, VerdictRow.desom1_version, VerdictRow.desom2_version, VerdictRow.label,
+                       VerdictRow.processed_at, VerdictRow.document)
+                .where(VerdictRow.exposure_id == exposure_id).order_by(VerdictRow.id)).all()
+        latest = next(h for h in history if h.id == exposure.latest_verdict_id)
+        return {"exposure_id": exposure_id, "verdict_id": latest.id, "verdict": latest.document,
+                "history": [{"verdict_id": h.id, "models": {"desom1": h.desom1_version, "desom2": h.desom2_version},
+                             "label": h.label, "processed_at": h.processed_at.isoformat()} for h in history]}
+
+    # -- SQL -----------------------------------------------------------------------------------------------
+    def _hits(self, ids: np.ndarray, scores: dict[int, float], filters: Filters | None) -> list[Hit]:
+        """Rows for verdict `ids` that are latest and pass `filters`, in the order of `ids`."""
+        if len(ids) == 0:
+            return []
+        stmt = self._base(filters).where(VerdictRow.id.in_([int(i) for i in ids]))
+        with Session(self.archive.engine) as session:
+            rows = {row.VerdictRow.id: row for row in session.execute(stmt).all()}
+        return [_hit(rows[i], scores[i]) for i in ids.tolist() if i in rows]
+
+    @staticmethod
+    def _base(filters: Filters | None) -> Select:
+        stmt = select(VerdictRow, Exposure).join(Exposure, Exposure.latest_verdict_id == VerdictRow.id)
+        return stmt.where(*conditions(filters)) if filters else stmt
+
+
+def conditions(f: Filters) -> list:
+    out: list = []
+    if f.label:
+        out.append(VerdictRow.label.in_([label.value for label in f.label]))
+    if f.usable is not None:
+        out.append(VerdictRow.usable.is_(f.usable))
+    if f.cell is not None:
+        out += [VerdictRow.cell_x == f.cell[0], VerdictRow.cell_y == f.cell[1]]
+    if f.night is not None:
+        out.append(Exposure.night == f.night)
+    if f.since is not None:
+        out.append(Exposure.date_obs >= f.since)
+    if f.until is not None:
+        out.append(Exposure.date_obs < f.until)
+    if f.band:
+        out.append(Exposure.filter.startswith(f.band, autoescape=True))
+    columns = {"fwhm_arcsec": VerdictRow.fwhm_arcsec, "elongation": VerdictRow.elongation,
+               "background_adu": VerdictRow.background_adu, "distance": VerdictRow.distance,
+               "airmass": Exposure.airmass}
+    for name, column in columns.items():
+        low, high = getattr(f, f"{name}_min"), getattr(f, f"{name}_max")
+        if low is not None:
+            out.append(column >= low)
+        if high is not None:
+            out.append(column <= high)
+    return out
+
+
+def _hit(row, score: float | None = None) -> Hit:  # noqa: ANN001 - a (VerdictRow, Exposure) result row
+    verdict, exposure = row.VerdictRow, row.Exposure
+    document = verdict.document
+    return Hit(
+        exposure_id=exposure.exposure_id,
+        verdict_id=verdict.id,
+        label=verdict.label,
+        usable=verdict.usable,
+        cell=(verdict.cell_x, verdict.cell_y) if verdict.cell_x is not None else None,
+        distance=verdict.distance,
+        metrics=PhysicalMetrics.model_validate(document.get("metrics", {})),
+        metadata=ExposureMetadata.model_validate({c: getattr(exposure, c) for c in ExposureMetadata.model_fields}),
+        models={"desom1": verdict.desom1_version, "desom2": verdict.desom2_version},
+        score=score,
+    )
