@@ -132,6 +132,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prom, Path, Path, list[Path]]]:
         "SKYQA_SERVE__HTTP_PORT": str(daemon_port),
         "SKYQA_SERVE__HTTP_HOST": "127.0.0.1",
         "SKYQA_SERVE__WATCH_INTERVAL_S": "0.5",
+        "SKYQA_ARCHIVE__URL": f"sqlite:///{tmp_path / 'archive.db'}",
         "SKYQA_MODELS__REPOSITORY": str(ROOT / "models"),
         "SKYQA_WORKERS": "1",
         "SKYQA_INFERENCE__THREADS": "1",

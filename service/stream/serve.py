@@ -67,12 +67,14 @@ def _serve_kafka(settings: Settings, classifier: VerdictSource, health: Health, 
 
 
 def _serve_dir(settings: Settings, classifier: VerdictSource, health: Health, stop: threading.Event) -> int:
+    from skyqa.service.archive.store import Archive
+    from skyqa.service.stream.archive_sink import ArchiveOutcomes
     from skyqa.service.stream.dir_source import DirSource, DirState, WriteFiles
 
     watch_dir = settings.serve.watch_dir.resolve()
     watch_dir.mkdir(parents=True, exist_ok=True)
     fetch_cfg = settings.fetch.model_copy(update={"allowed_roots": [*settings.fetch.allowed_roots, watch_dir]})
-    sink = WriteFiles(DirState(watch_dir), Observe())
+    sink = ArchiveOutcomes(Archive(settings.archive.url), WriteFiles(DirState(watch_dir), Observe()))
     source = DirSource(watch_dir, settings.serve.watch_interval_s, chain(Fetcher(fetch_cfg), classifier, sink), stop,
                        heartbeat=health.beat)
     return source.run()
