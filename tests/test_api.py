@@ -35,6 +35,7 @@ def test_exposures_list_one_and_404(client: TestClient) -> None:
     assert [h["distance"] for h in page] == sorted((h["distance"] for h in page), reverse=True)
     one = client.get("/exposures/e03").json()
     assert one["verdict"]["exposure_id"] == "e03" and len(one["history"]) == 1
+    assert one["verdict"]["histovector"] == client.vectors[3].tolist()
     assert client.get("/exposures/e99").status_code == 404
     assert client.get("/exposures/x'%20OR%201=1--").status_code == 404
 

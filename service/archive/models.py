@@ -65,7 +65,7 @@ class VerdictRow(Base):
     cutouts: Mapped[int] = mapped_column(Integer)
     # 625 little-endian int32 counts: 2.5 kB a row, read back in one numpy call for the search index.
     histovector: Mapped[bytes] = mapped_column(LargeBinary)
-    document: Mapped[dict] = mapped_column(JSON, doc="the whole verdict as published (schema_version inside)")
+    document: Mapped[dict] = mapped_column(JSON, doc="the verdict as published (schema_version inside) less its histovector, stored above")
     source: Mapped[str] = mapped_column(String(32), doc="dir | kafka | import")
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -134,7 +134,7 @@ def verdict_row(verdict: Verdict, source: str, now: datetime) -> dict:
         "detections": verdict.detections,
         "cutouts": verdict.cutouts,
         "histovector": np.asarray(verdict.histovector, dtype="<i4").tobytes(),
-        "document": verdict.model_dump(mode="json"),
+        "document": verdict.model_dump(mode="json", exclude={"histovector"}),  # the vector is in its own column
         "source": source,
         "processed_at": now,
     }

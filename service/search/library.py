@@ -112,10 +112,11 @@ class Search:
                 raise NotFound(exposure_id)
             history = connection.execute(
                 select(VerdictRow.id, VerdictRow.desom1_version, VerdictRow.desom2_version, VerdictRow.label,
-                       VerdictRow.processed_at, VerdictRow.document)
+                       VerdictRow.processed_at, VerdictRow.document, VerdictRow.histovector)
                 .where(VerdictRow.exposure_id == exposure_id).order_by(VerdictRow.id)).all()
         latest = next(h for h in history if h.id == exposure.latest_verdict_id)
-        return {"exposure_id": exposure_id, "verdict_id": latest.id, "verdict": latest.document,
+        verdict = {**latest.document, "histovector": histovectors([latest.histovector])[0].tolist()}
+        return {"exposure_id": exposure_id, "verdict_id": latest.id, "verdict": verdict,
                 "history": [{"verdict_id": h.id, "models": {"desom1": h.desom1_version, "desom2": h.desom2_version},
                              "label": h.label, "processed_at": h.processed_at.isoformat()} for h in history]}
 
