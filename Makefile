@@ -8,7 +8,7 @@ OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train demo-stack clean
+.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train bench-search demo-stack clean
 
 env: $(VENV)/.installed
 
@@ -46,6 +46,14 @@ bench-stream: env system-deps
 
 bench-train: env
 	$(PY) bench/train.py
+
+# Search at archive scale (1,000,000 synthetic histo-vectors drawn from a labelled simulated night) and
+# archive ingest into SQLite and a throw-away PostgreSQL (scripts/postgres.sh).
+SEARCH_NIGHT := $(OUT)/bench-search/night
+bench-search: env system-deps
+	test -s $(SEARCH_NIGHT).jsonl || { $(SKYQA) simulate --out $(SEARCH_NIGHT) --n 120 --seed 7 --size small --workers 2 --every-class \
+		&& $(SKYQA) classify $(SEARCH_NIGHT) --json > $(SEARCH_NIGHT).jsonl.tmp && mv $(SEARCH_NIGHT).jsonl.tmp $(SEARCH_NIGHT).jsonl; }
+	$(PY) bench/search.py --verdicts $(SEARCH_NIGHT).jsonl --truth $(SEARCH_NIGHT)/truth.csv
 
 demo-stack: env system-deps
 	bash scripts/demo_stack.sh $(OUT)/demo-stack

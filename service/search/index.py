@@ -23,7 +23,7 @@ class IndexConfig:
     ann_min_vectors: int = 50_000
     nlist: int = 1024
     nprobe: int = 24
-    train_size: int = 100_000
+    train_size: int = 65_536
 
 
 class VectorStore:
@@ -33,6 +33,7 @@ class VectorStore:
         self._buffer = np.zeros((0, dim), dtype=np.float16, order="F")  # grows by doubling: appends stay cheap
         self._n = 0
         self._ann = None
+        self._embedded = np.zeros((0, dim), dtype=np.float32)  # exact search's vectors while the store is small
 
     def __len__(self) -> int:
         return self._n
@@ -89,22 +90,34 @@ class VectorStore:
     def nearest(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, squared L2 distances) of the k nearest stored vectors to one embedded query, nearest first."""
         if self._ann is None:
-            return self.nearest_exact(query, k)
+            if len(self._embedded) != self._n:  # float16 -> float32 + sqrt once per refresh, not per query
+                self._embedded = embed(self._fractions)
+            ids, distances = self._exact(np.atleast_2d(np.asarray(query, np.float32)), k,
+                                         lambda lo: self._embedded[lo: lo + CHUNK])
+            return ids[0], distances[0]
         distances, rows = self._ann.search(np.asarray(query, dtype=np.float32)[None, :], k)
         keep = rows[0] >= 0
         return self.ids[rows[0][keep]], distances[0][keep]
 
     def nearest_exact(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Brute force: the reference the index is measured against."""
-        query = np.asarray(query, dtype=np.float32)
-        best_d, best_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
-        for lo in range(0, len(self.ids), CHUNK):
-            block = embed(self._fractions[lo: lo + CHUNK])
-            d = ((block - query) ** 2).sum(axis=1)
-            take = np.argpartition(d, min(k, len(d) - 1))[:k] if len(d) > k else np.arange(len(d))
-            best_d, best_i = np.concatenate([best_d, d[take]]), np.concatenate([best_i, take + lo])
-        order = np.argsort(best_d, kind="stable")[:k]
-        return self.ids[best_i[order]], best_d[order]
+        """Brute force, the reference the index is measured against: one query (d,) or a batch (q, d)."""
+        ids, distances = self._exact(np.atleast_2d(np.asarray(query, dtype=np.float32)), k,
+                                     lambda lo: embed(self._fractions[lo: lo + CHUNK]))
+        return (ids[0], distances[0]) if np.ndim(query) == 1 else (ids, distances)
+
+    def _exact(self, queries: np.ndarray, k: int, block_at) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+        k = min(k, self._n)
+        q_norms = (queries**2).sum(axis=1)[:, None]
+        best_d = np.zeros((len(queries), 0), np.float32)
+        best_i = np.zeros((len(queries), 0), np.int64)
+        for lo in range(0, self._n, CHUNK):
+            block = block_at(lo)
+            d = np.maximum(q_norms + (block**2).sum(axis=1)[None, :] - 2 * queries @ block.T, 0)
+            take = np.argpartition(d, k - 1, axis=1)[:, :k] if d.shape[1] > k else np.tile(np.arange(d.shape[1]), (len(d), 1))
+            best_d = np.concatenate([best_d, np.take_along_axis(d, take, 1)], axis=1)
+            best_i = np.concatenate([best_i, take + lo], axis=1)
+        order = np.argsort(best_d, axis=1, kind="stable")[:, :k]
+        return self.ids[np.take_along_axis(best_i, order, 1)], np.take_along_axis(best_d, order, 1)
 
     def content_scores(self, nodes: list[int]) -> np.ndarray:
         """Fraction of each stored exposure's sources that fall in `nodes` (one float32 per stored id)."""
