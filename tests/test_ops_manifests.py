@@ -30,10 +30,13 @@ CRD_KINDS = {
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("postgresql.cnpg.io/v1", "Cluster"),
 }
 # Secrets an overlay references but deliberately does not render (created out of band, see deploy/README.md).
 CRD_DIR = ROOT / ".cache" / "crds"
-EXTERNAL_SECRETS = {"production": {"skyqa-kafka-credentials", "skyqa-kafka-cluster-ca-cert"}, "dev": set()}
+# skyqa-archive-app: made by the CloudNativePG operator for the Cluster skyqa-archive.
+EXTERNAL_SECRETS = {"production": {"skyqa-kafka-credentials", "skyqa-kafka-cluster-ca-cert", "skyqa-archive-app"},
+                    "dev": {"skyqa-archive-app"}}
 DAEMON_IMAGE = "ghcr.io/skyqa/skyqa:0.1.0"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.01-py3"
 
@@ -250,7 +253,7 @@ def test_services_select_pods_and_monitors_select_services(rendered: dict[str, l
         ports = {p["name"] for p in svcs[0]["spec"]["ports"]}
         assert all(e["port"] in ports for e in sm["spec"]["endpoints"])
         # The alert rules select job="skyqa" / job="triton": the job name comes from this label.
-        assert svcs[0]["metadata"]["labels"][sm["spec"]["jobLabel"]] in {"skyqa", "triton"}
+        assert svcs[0]["metadata"]["labels"][sm["spec"]["jobLabel"]] in {"skyqa", "triton", "skyqa-archive"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -298,3 +301,31 @@ def test_dashboards_configmaps(rendered: dict[str, list[dict[str, Any]]], overla
     cms = [d for d in objects(rendered[overlay], "ConfigMap") if d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
     files = {p.name: p.read_text() for p in (DEPLOY / "grafana" / "dashboards").glob("*.json")}
     assert {k: v for cm in cms for k, v in cm["data"].items()} == files
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_archive_writer_api_and_database(rendered: dict[str, list[dict[str, Any]]], overlay: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writer and API run the right commands on the CloudNativePG Cluster's app credentials; their env + the
+    mounted YAML load as Settings, with an SQLAlchemy PostgreSQL URL."""
+    docs = rendered[overlay]
+    writer_dep = one(docs, "Deployment", "skyqa-archive-writer")
+    writer, api = container(writer_dep), container(one(docs, "Deployment", "skyqa-api"))
+    config_map = {v["name"]: v for v in writer_dep["spec"]["template"]["spec"]["volumes"]}["config"]["configMap"]["name"]
+    assert writer["args"] == ["archive", "consume"] and api["args"][:1] == ["api"]
+    cluster = one(docs, "Cluster", "skyqa-archive")
+    assert cluster["spec"]["instances"] == (3 if overlay == "production" else 1)
+    for c in (writer, api):
+        refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"] if "valueFrom" in e}
+        assert f"{cluster['metadata']['name']}-app" in refs
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        url = env_literals(c)["SKYQA_ARCHIVE__URL"]
+        assert url.startswith("postgresql+psycopg://") and "@skyqa-archive-rw:5432/" in url
+        from skyqa.service.config import Settings
+
+        config = tmp_path / "skyqa.yaml"
+        config.write_text(one(docs, "ConfigMap", config_map)["data"]["skyqa.yaml"])
+        monkeypatch.setenv("SKYQA_CONFIG", str(config))
+        monkeypatch.setenv("SKYQA_ARCHIVE__URL", url.replace("$(ARCHIVE_DB_USER)", "app").replace("$(ARCHIVE_DB_PASSWORD)", "pw"))
+        assert Settings().archive.url.startswith("postgresql+psycopg://app:pw@")
+    assert {p["containerPort"] for p in writer["ports"]} == {8081}

@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", type=Path, help="truth manifest: also print scores and a confusion matrix")
     parser.add_argument("--models", type=Path, help="model repository (default: settings.models.repository)")
     parser.add_argument("--inference", choices=["local", "triton"], help="override settings.inference.mode")
+    parser.add_argument("--archive", action="store_true", help="also write each verdict to the archive (settings.archive.url)")
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -62,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     truth = read_truth_labels(args.truth) if args.truth else {}
     classifier = Classifier(settings)
+    archive = None
+    if args.archive:
+        from skyqa.service.archive.store import Archive
+
+        archive = Archive(settings.archive.url)
     pairs: list[tuple[Label, Label]] = []
     failures = 0
     if not args.json:
@@ -75,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"skyqa classify: {path}: {error.reason}: {error}", file=sys.stderr)
                 continue
             print(verdict.model_dump_json() if args.json else table_row(verdict), flush=True)
+            if archive is not None:
+                archive.write([verdict], source="classify")
             if verdict.exposure_id in truth:
                 pairs.append((truth[verdict.exposure_id], verdict.label))
     finally:
