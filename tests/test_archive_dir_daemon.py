@@ -3,6 +3,7 @@ the exposure metadata read from the real header of a simulated exposure."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from astropy.io import fits
 from sqlalchemy import select
 
+from skyqa.cli import main
 from skyqa.service.archive.models import DeadLetterRow, Exposure, VerdictRow
 from skyqa.service.archive.store import Archive
 from skyqa.service.config import Settings
@@ -20,7 +22,7 @@ from tests.kafka_fixture import free_port
 pytestmark = pytest.mark.slow
 
 
-def test_dir_daemon_archives_verdicts_and_dead_letters(tmp_path: Path) -> None:
+def test_dir_daemon_archives_verdicts_and_dead_letters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from skyqa.simulator.night import simulate_night
 
     night, watch = tmp_path / "night", tmp_path / "incoming"
@@ -56,3 +58,9 @@ def test_dir_daemon_archives_verdicts_and_dead_letters(tmp_path: Path) -> None:
     assert (meta.filter, meta.airmass, meta.object) == (header["FILTER"], header["AIRMASS"], header["OBJECT"])
     assert meta.night is not None and meta.latest_verdict_id is not None
     assert letter.reason in ("not_fits", "truncated") and "broken.fits" in letter.origin
+
+    # The same file given to `search similar` is classified on the fly: its nearest archived exposure is itself.
+    capsys.readouterr()
+    assert main(["search", "--url", url, "similar", str(watch / exposure.name), "--k", "1", "--json"]) == 0
+    hit = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert hit["exposure_id"] == str(header["EXPNUM"]) and hit["score"] == pytest.approx(0.0, abs=1e-6)
