@@ -124,6 +124,43 @@ def scale(vectors: np.ndarray, n: int, queries: int, seed: int) -> None:
     print(f"content (3-25 nodes, fraction >= 0.2, top 50; {queries} queries): {percentiles(lat)}")
 
 
+def compare_indexes(vectors: np.ndarray, n: int, queries: int, seed: int) -> None:
+    """The candidates on a subset: what justified IVF-SQ8 (build time and memory at 1M on 2 cores)."""
+    import faiss
+
+    data = np.concatenate([embed(fractions(c)) for c, _ in synthetic(vectors, n, seed + 5)])
+    qs = embed(fractions(next(synthetic(vectors, queries, seed + 6))[0]))
+    exact = VectorStore(config=IndexConfig(ann_min_vectors=n + 1))
+    exact.add(np.arange(n), fractions(np.square(data)))
+    truth, _ = exact.nearest_exact(qs, K)
+    nlist = max(64, int(4 * np.sqrt(n)))
+    candidates = {
+        f"faiss HNSW32 (float32)": lambda: faiss.IndexHNSWFlat(data.shape[1], 32),
+        f"faiss IVF{nlist},Flat": lambda: faiss.IndexIVFFlat(faiss.IndexFlatL2(data.shape[1]), data.shape[1], nlist),
+        f"faiss IVF{nlist},SQ8 (chosen)": lambda: faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatL2(data.shape[1]), data.shape[1], nlist, faiss.ScalarQuantizer.QT_8bit),
+    }
+    print(f"\nindex candidates on {n:,} synthetic vectors, {queries} queries, k={K}:")
+    for name, make in candidates.items():
+        index = make()
+        t, c = time.perf_counter(), time.process_time()
+        if not index.is_trained:
+            index.train(data[np.random.default_rng(0).choice(n, min(n, 65_536), replace=False)])
+        index.add(data)
+        build_wall, build_cpu = time.perf_counter() - t, time.process_time() - c
+        if hasattr(index, "nprobe"):
+            index.nprobe = IndexConfig().nprobe
+        lat, found = [], []
+        for q in qs:
+            t = time.perf_counter()
+            found.append(index.search(q[None, :], K)[1][0])
+            lat.append(time.perf_counter() - t)
+        recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(found, truth)])
+        size = len(faiss.serialize_index(index)) / 2**20
+        print(f"  {name:<28} build {build_wall:6.1f} s wall {build_cpu:6.1f} s CPU, {size:6.0f} MiB "
+              f"({size * 1_000_000 / n / 1024:.2f} GiB at 1M), {percentiles(lat)}, recall@{K} {recall:.3f}")
+
+
 def ingest(night: list[Verdict], url: str, name: str, n: int) -> None:
     rng = np.random.default_rng(0)
     docs = [night[int(rng.integers(len(night)))].model_copy(update={"exposure_id": f"{name}-{i}"}) for i in range(n)]
@@ -173,11 +210,14 @@ def main() -> None:
     parser.add_argument("--ingest", type=int, default=5000)
     parser.add_argument("--db-rows", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare", type=int, default=100_000, help="vectors for the index comparison (0: skip)")
     args = parser.parse_args()
     print(f"bench-search on {__import__('os').cpu_count()} CPUs; load average {__import__('os').getloadavg()} "
           "(the machine is shared: wall times include others' work, CPU times are this process's)")
     night, vectors, labels = load_night(args.verdicts, args.truth)
     precision_at_k(vectors, labels)
+    if args.compare:
+        compare_indexes(vectors, args.compare, args.queries, args.seed)
     scale(vectors, args.n, args.queries, args.seed)
     with tempfile.TemporaryDirectory(prefix="skyqa-bench-search-") as tmp:
         ingest(night, f"sqlite:///{tmp}/ingest.db", "sqlite", args.ingest)
