@@ -93,7 +93,7 @@ def scale(vectors: np.ndarray, n: int, queries: int, seed: int) -> None:
     t, c = time.perf_counter(), time.process_time()
     store.build_ann()
     ann = store._ann
-    print(f"index build (faiss IVF{store.config.nlist},SQ8 train on {store.config.train_size:,} + add): "
+    print(f"index build (faiss IVF{store.config.nlist},SQ8, k-means on {store.config.train_size:,} x {store.config.train_iterations} rounds, + add): "
           f"{time.perf_counter() - t:.1f} s wall, {time.process_time() - c:.1f} s CPU; index memory "
           f"{(ann.ntotal * (ann.code_size + 8) + ann.nlist * ann.d * 4) / 2**20:.0f} MiB; process peak RSS "
           f"{max(rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 2**20:.2f} GiB")
