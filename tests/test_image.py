@@ -70,10 +70,12 @@ class Image:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The OCI archive and the commit it was built from (HEAD may move while the suite runs)."""
     out = tmp_path_factory.mktemp("image")
-    done = subprocess.run(["bash", str(REPO / "scripts" / "image.sh"), str(out)], check=True, capture_output=True,
-                          text=True, timeout=1500)
-    return out / f"skyqa-{VERSION}.oci.tar", done.stdout
+    revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    subprocess.run(["bash", str(REPO / "scripts" / "image.sh"), str(out)], check=True, capture_output=True,
+                   text=True, timeout=1500)
+    return out / f"skyqa-{VERSION}.oci.tar", revision or "unknown"
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +83,23 @@ def image(built: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> 
     return Image(built[0], tmp_path_factory.mktemp("unpacked"))
 
 
+def test_image_size(image: Image) -> None:
+    """Serving dependencies only keep it small (TensorFlow alone would add ~1.5 GB)."""
+    size = sum(p.lstat().st_size for p in image.rootfs.rglob("*"))
+    print(f"serving image root filesystem: {size / 1e6:.0f} MB uncompressed")
+    assert size < 700e6
+
+
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return simulate_exposure(tmp_path_factory.mktemp("exposures") / "night")
 
 
-def test_image_is_labelled_non_root_and_runs_skyqa(image: Image) -> None:
+def test_image_is_labelled_non_root_and_runs_skyqa(image: Image, built: tuple[Path, str]) -> None:
     config = image.config()
     labels = config["config"]["Labels"]
-    revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     assert labels["org.opencontainers.image.version"] == VERSION
-    assert labels["org.opencontainers.image.revision"] == (revision or "unknown")
+    assert labels["org.opencontainers.image.revision"] == built[1]
     assert config["config"]["Entrypoint"] == ["skyqa"]
     assert config["config"]["User"] == "10001:10001"  # the uid deploy/k8s/base/daemon.yaml runs as
 
