@@ -44,7 +44,7 @@ echo "== image $image (deploy/image/Containerfile, BASE=$base)"
 # settings (a site's proxy or mirror) as volumes for the RUN steps only; none of them lands in the image.
 mounts=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
 [[ -f /etc/pip.conf ]] && mounts+=(-v /etc/pip.conf:/etc/pip.conf:ro)
-buildah "${store[@]}" bud --quiet --isolation chroot --network host --pull-never --layers=false "${mounts[@]}" \
+buildah "${store[@]}" bud --quiet --isolation chroot --network host --pull-never --layers=false "${mounts[@]}" --target serving \
   -f deploy/image/Containerfile --build-arg BASE="$base" \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" -t "$image" . >/dev/null
 buildah "${store[@]}" push --quiet "$image" "oci-archive:$archive:skyqa:$version"
