@@ -38,6 +38,7 @@ buildah "${store[@]}" add --quiet "$ctr" "$work/base.tar" /
 buildah "${store[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
 buildah "${store[@]}" commit --quiet --rm "$ctr" "$base" >/dev/null
 rm "$work/base.tar"
+echo "   ${SECONDS} s"
 
 echo "== image $image (deploy/image/Containerfile, BASE=$base)"
 # The build stage installs from the Python package index: it sees the host's network, trust store and pip
@@ -47,6 +48,7 @@ mounts=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt
 buildah "${store[@]}" bud --quiet --isolation chroot --network host --pull-never --layers=false "${mounts[@]}" --target serving \
   -f deploy/image/Containerfile --build-arg BASE="$base" \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" -t "$image" . >/dev/null
+echo "   ${SECONDS} s"
 buildah "${store[@]}" push --quiet "$image" "oci-archive:$archive:skyqa:$version"
 size="$(buildah "${store[@]}" images --noheading --format '{{.Size}}' "$image")"
-echo "== $archive: $(du -m "$archive" | cut -f1) MB (gzip layers); image $size uncompressed"
+echo "== $archive: $(du -m "$archive" | cut -f1) MB (gzip layers); image $size uncompressed; ${SECONDS} s in all"

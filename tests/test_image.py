@@ -19,7 +19,8 @@ import pytest
 
 from package_checks import REPO, VERSION, checkout_verdict, same_verdict, simulate_exposure
 
-pytestmark = pytest.mark.slow
+# Building the image (Debian packages, Python wheels from the index) takes 5-10 min on the 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 EXPOSURES = "/data/exposures"  # where daemon.yaml mounts the exposure store
 # Mount the root read-only, give it a tmpfs /tmp, /proc, /dev and the exposures; then become the image's user.
 SANDBOX = r"""
