@@ -74,8 +74,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The OCI archive and the commit it was built from (HEAD may move while the suite runs)."""
     out = tmp_path_factory.mktemp("image")
     revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    subprocess.run(["bash", str(REPO / "scripts" / "image.sh"), str(out)], check=True, capture_output=True,
-                   text=True, timeout=1500)
+    done = subprocess.run(["bash", str(REPO / "scripts" / "image.sh"), str(out)], check=True, capture_output=True,
+                          text=True, timeout=1500)
+    print(done.stdout)  # phase times and sizes, shown with -s
     return out / f"skyqa-{VERSION}.oci.tar", revision or "unknown"
 
 
