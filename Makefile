@@ -8,7 +8,7 @@ OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train bench-search demo-stack clean
+.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train bench-search demo-stack image clean
 
 env: $(VENV)/.installed
 
@@ -57,6 +57,10 @@ bench-search: env system-deps
 
 demo-stack: env system-deps
 	bash scripts/demo_stack.sh $(OUT)/demo-stack
+
+# The serving image as an OCI archive, built here from Debian packages (no registry): $(OUT)/image/.
+image: system-deps
+	bash scripts/image.sh $(OUT)/image
 
 clean:
 	rm -rf $(OUT) .cache/kafka-data
