@@ -2,7 +2,7 @@
 
 Exposures are multi-extension FITS files, tile-compressed or not. Headers are read lazily
 and pixel data one HDU at a time, so memory stays around one CCD whatever the file size;
-`CompImageHDU.section` decompresses only the tiles a row band needs. Every failure to read
+cfitsio (`tile_reader`) decompresses only the tiles a row band needs. Every failure to read
 the file becomes an `ExposureError` with a machine-readable `reason`, never a raw
 astropy/OS error, so callers can route bad files (dead-letter) without parsing messages.
 """
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+
+from skyqa.service.pipeline.tile_reader import cfitsio_readable, open_fits, read_bands
 
 DEFAULT_SATURATE = 65535.0
 _FITS_MAGIC = b"SIMPLE  ="
@@ -173,37 +175,64 @@ def _as_float32(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
+@dataclass
+class OpenExposure:
+    """An exposure opened for `read_rows`: astropy's lazy HDU list (headers, plain and gzipped images)
+    and, for tile-compressed CCDs, a cfitsio handle opened on first use (None for a gzipped file)."""
+
+    hdul: fits.HDUList
+    _tiles: object | None = None
+
+    def tiles(self) -> object | None:
+        if self._tiles is None and cfitsio_readable(self.hdul.filename()):
+            self._tiles = open_fits(self.hdul.filename())
+        return self._tiles
+
+    def close(self) -> None:
+        if self._tiles is not None:
+            self._tiles.close()
+        self.hdul.close()
+
+
 @contextmanager
-def open_exposure(path: str | os.PathLike) -> Iterator[fits.HDUList]:
+def open_exposure(path: str | os.PathLike) -> Iterator[OpenExposure]:
     """The exposure opened for `read_rows`: one open serves any number of CCD reads."""
     try:
-        hdul = _open(path)
+        exposure = OpenExposure(_open(path))
     except Exception as exc:
         raise ExposureError("unreadable", f"{path}: {type(exc).__name__}: {exc}") from exc
-    with hdul:
-        yield hdul
+    try:
+        yield exposure
+    finally:
+        exposure.close()
 
 
-def read_rows(hdul: fits.HDUList, info: CCDInfo, rows: Sequence[slice | None]) -> list[np.ndarray]:
+def read_rows(exposure: OpenExposure, info: CCDInfo, rows: Sequence[slice | None]) -> list[np.ndarray]:
     """Row bands (rows of the data section) of one CCD as native float32, C-contiguous arrays;
     None reads the whole data section."""
     (y0, x0), (ny, nx) = info.origin, info.shape
     cols = slice(x0, x0 + nx)
+    bands = [None if band is None else band.indices(ny)[:2] for band in rows]
     try:
-        hdu = _image(hdul[info.hdu_index])
+        hdu = exposure.hdul[info.hdu_index]
+        if _is_compressed(hdu.header) and (tiles := exposure.tiles()) is not None:
+            # cfitsio decompresses only the tiles a band covers, at C speed even for fpack's 1-row tiles
+            spans = [(0, ny) if band is None else band for band in bands]
+            return [_as_float32(band) for band in read_bands(tiles, info.hdu_index, info.origin, info.shape, spans)]
+        image = _image(hdu)
         # .data decompresses the whole CCD in one call, .section only the tiles a band covers;
         # for uncompressed HDUs both read just the bytes needed.
-        bands = [None if band is None else band.indices(ny)[:2] for band in rows]
-        return [_as_float32(hdu.data[y0 : y0 + ny, cols] if band is None
-                            else hdu.section[y0 + band[0] : y0 + band[1], cols]) for band in bands]
+        return [_as_float32(image.data[y0 : y0 + ny, cols] if band is None
+                            else image.section[y0 + band[0] : y0 + band[1], cols]) for band in bands]
     except Exception as exc:
-        raise ExposureError("unreadable", f"{hdul.filename()}[{info.extname}]: {type(exc).__name__}: {exc}") from exc
+        raise ExposureError("unreadable", f"{exposure.hdul.filename()}[{info.extname}]: "
+                                          f"{type(exc).__name__}: {exc}") from exc
 
 
 def read_ccd(path: str | os.PathLike, info: CCDInfo, rows: slice | None = None) -> np.ndarray:
     """One CCD (or the row band `rows`) as native float32, C-contiguous."""
-    with open_exposure(path) as hdul:
-        return read_rows(hdul, info, [rows])[0]
+    with open_exposure(path) as exposure:
+        return read_rows(exposure, info, [rows])[0]
 
 
 def is_dead(data: np.ndarray) -> bool:

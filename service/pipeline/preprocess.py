@@ -28,7 +28,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.io import fits
 
 from skyqa.service.config import CutoutConfig, DetectionConfig, Settings
 from skyqa.service.pipeline.cutouts import extract_cutouts, normalise_cutouts, select_sources
@@ -36,6 +35,7 @@ from skyqa.service.pipeline.detection import background_structure, detect
 from skyqa.service.pipeline.exposure import (
     CCDInfo,
     ExposureError,
+    OpenExposure,
     describe_exposure,
     exposure_id,
     fill_nans,
@@ -102,12 +102,12 @@ def _process_ccds(
     Reaching HDU k of a lazily opened file parses the k headers before it: one open per chunk
     instead of per CCD keeps that from growing with the square of the number of CCDs.
     """
-    with open_exposure(path) as hdul:
-        return [_process_ccd(hdul, info, exposure, seed, det_cfg, cut_cfg) for info in ccds]
+    with open_exposure(path) as exposure:
+        return [_process_ccd(exposure, info, exposure, seed, det_cfg, cut_cfg) for info in ccds]
 
 
 def _process_ccd(
-    hdul: fits.HDUList, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig
+    opened: OpenExposure, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig
 ) -> _CCDResult:
     """Everything one CCD contributes."""
     timings, notes = {}, []
@@ -116,7 +116,7 @@ def _process_ccd(
     cores = row_bands(n_rows, det_cfg.area_fraction, det_cfg.band_rows, det_cfg.max_searched_rows)
     pad = cut_cfg.size + cut_cfg.border_margin
     reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
-    bands = read_rows(hdul, info, [None if r == slice(0, n_rows) else r for r in reads])
+    bands = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
     timings["read"] = time.perf_counter() - t
     if all(is_dead(b) for b in bands):
         empty = np.zeros((0, cut_cfg.size, cut_cfg.size, 1), np.float32)
