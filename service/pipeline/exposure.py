@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from skyqa.service.pipeline.tile_reader import cfitsio_readable, open_fits, read_bands
+from skyqa.service.pipeline.tile_reader import cfitsio_readable, open_fits, read_band
 
 DEFAULT_SATURATE = 65535.0
 _FITS_MAGIC = b"SIMPLE  ="
@@ -207,23 +207,31 @@ def open_exposure(path: str | os.PathLike) -> Iterator[OpenExposure]:
         exposure.close()
 
 
+def _band(image: fits.ImageHDU | fits.CompImageHDU, tiles: object | None, info: CCDInfo,
+          band: tuple[int, int] | None) -> np.ndarray:
+    """Rows [start, stop) of the data section, or all of it for None, through the cheaper reader.
+
+    Whole CCD: astropy's .data decompresses every tile in one call (fpack 1-row tiles, 4612 x 2048:
+    0.25 CPU-s, cfitsio 0.30). Row bands of a tile-compressed HDU: cfitsio decompresses only the tiles
+    they cover, in C (1,360 rows: 0.09 CPU-s, astropy's .section 0.13). Uncompressed HDUs: astropy
+    reads just the bytes needed."""
+    (y0, x0), (ny, nx) = info.origin, info.shape
+    if band is None:
+        return image.data[y0 : y0 + ny, x0 : x0 + nx]
+    if tiles is not None:
+        return read_band(tiles, info.hdu_index, info.origin, info.shape, band)
+    return image.section[y0 + band[0] : y0 + band[1], x0 : x0 + nx]
+
+
 def read_rows(exposure: OpenExposure, info: CCDInfo, rows: Sequence[slice | None]) -> list[np.ndarray]:
     """Row bands (rows of the data section) of one CCD as native float32, C-contiguous arrays;
     None reads the whole data section."""
-    (y0, x0), (ny, nx) = info.origin, info.shape
-    cols = slice(x0, x0 + nx)
-    bands = [None if band is None else band.indices(ny)[:2] for band in rows]
+    bands = [None if band is None else band.indices(info.shape[0])[:2] for band in rows]
     try:
         hdu = exposure.hdul[info.hdu_index]
-        if _is_compressed(hdu.header) and (tiles := exposure.tiles()) is not None:
-            # cfitsio decompresses only the tiles a band covers, at C speed even for fpack's 1-row tiles
-            spans = [(0, ny) if band is None else band for band in bands]
-            return [_as_float32(band) for band in read_bands(tiles, info.hdu_index, info.origin, info.shape, spans)]
-        image = _image(hdu)
-        # .data decompresses the whole CCD in one call, .section only the tiles a band covers;
-        # for uncompressed HDUs both read just the bytes needed.
-        return [_as_float32(image.data[y0 : y0 + ny, cols] if band is None
-                            else image.section[y0 + band[0] : y0 + band[1], cols]) for band in bands]
+        partial = _is_compressed(hdu.header) and any(band is not None for band in bands)
+        tiles = exposure.tiles() if partial else None
+        return [_as_float32(_band(_image(hdu), tiles, info, band)) for band in bands]
     except Exception as exc:
         raise ExposureError("unreadable", f"{exposure.hdul.filename()}[{info.extname}]: "
                                           f"{type(exc).__name__}: {exc}") from exc

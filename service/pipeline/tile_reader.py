@@ -10,8 +10,6 @@ those, and plain images (astropy reads just the bytes a band needs), stay with a
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-
 import fitsio
 import numpy as np
 
@@ -29,11 +27,10 @@ def open_fits(path: str | os.PathLike) -> fitsio.FITS:
     return fitsio.FITS(os.fspath(path), "r")
 
 
-def read_bands(fits: fitsio.FITS, hdu_index: int, origin: tuple[int, int], shape: tuple[int, int],
-               bands: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+def read_band(fits: fitsio.FITS, hdu_index: int, origin: tuple[int, int], shape: tuple[int, int],
+              band: tuple[int, int]) -> np.ndarray:
     """Rows [start, stop) of the data section (origin, shape) of image HDU `hdu_index`, in its file dtype.
 
     cfitsio applies BZERO/BSCALE and the float quantisation (NaNs restored) as it decompresses."""
     (y0, x0), (_, nx) = origin, shape
-    hdu = fits[hdu_index]
-    return [hdu[y0 + start : y0 + stop, x0 : x0 + nx] for start, stop in bands]
+    return fits[hdu_index][y0 + band[0] : y0 + band[1], x0 : x0 + nx]
