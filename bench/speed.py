@@ -141,9 +141,15 @@ class ChildRun:
     wait4_maxrss_mib: float  # kernel: max over the child and the descendants it waited for
 
 
-def run_child(out: Path, name: str, argv: list[str], env: dict[str, str]) -> ChildRun:
-    """Run this script as `--child ...` in a fresh interpreter; its JSON result comes back in a file."""
-    result_file, log_file = out / f"{name}.json", out / f"{name}.log"
+def run_child(out: Path, name: str, argv: list[str], env: dict[str, str], reuse: bool = False) -> ChildRun:
+    """Run this script as `--child ...` in a fresh interpreter; its JSON result comes back in a file.
+
+    Every finished run is kept as `<name>.run.json`; with `reuse`, a kept run of the same command
+    stands in for a new one (a report completed after an interrupted run, on a busy machine)."""
+    result_file, log_file, kept = out / f"{name}.json", out / f"{name}.log", out / f"{name}.run.json"
+    if reuse and kept.is_file() and (found := json.loads(kept.read_text()))["argv"] == argv:
+        print(f"  reusing {kept}", flush=True)
+        return ChildRun(**found["run"])
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--result", str(result_file)]
     start = time.perf_counter()
     with log_file.open("w") as log:
@@ -157,7 +163,7 @@ def run_child(out: Path, name: str, argv: list[str], env: dict[str, str]) -> Chi
     if proc.returncode != 0:
         tail = "".join(log_file.read_text().splitlines(keepends=True)[-25:])
         raise SystemExit(f"bench-speed: {name} failed (exit {proc.returncode}); {log_file} ends with:\n{tail}")
-    return ChildRun(
+    run = ChildRun(
         result=json.loads(result_file.read_text()),
         wall_s=wall,
         peak_tree_mib=sampler.peak_tree_kib / 1024,
@@ -165,6 +171,8 @@ def run_child(out: Path, name: str, argv: list[str], env: dict[str, str]) -> Chi
         processes=len(sampler.peak_process_kib),
         wait4_maxrss_mib=usage.ru_maxrss / 1024,
     )
+    kept.write_text(json.dumps({"argv": argv, "run": asdict(run)}))
+    return run
 
 
 # ----------------------------------------------------------------------------- child: skyqa classify
@@ -471,7 +479,7 @@ def measure(args: argparse.Namespace) -> list[DensityRuns]:
 
         def child(name: str, argv: list[str], settings: dict[str, str], density: str = density) -> ChildRun:
             print(f"{density}: {name} ...", flush=True)
-            return run_child(args.out, f"{density}-{name}", argv, {**env, **settings})
+            return run_child(args.out, f"{density}-{name}", argv, {**env, **settings}, reuse=args.reuse)
 
         tile32 = None
         if density == "ordinary":
@@ -498,6 +506,8 @@ def main() -> None:
     parser.add_argument("--per-density", type=int, default=5, help="exposures per density (p50 over them)")
     parser.add_argument("--workers", type=int, default=2, help="processes for skyqa and for the SExtractor path")
     parser.add_argument("--models", type=Path, help="model repository (default: settings.models.repository)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the kept result of any measurement already made with the same command")
     parser.add_argument("--child", choices=["classify", "sextractor"], help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
