@@ -37,8 +37,10 @@ bench: bench-quality bench-speed bench-train bench-stream
 bench-quality: env
 	$(PY) bench/quality.py --out $(OUT)/bench-quality
 
+# Exposures are simulated once and cached under $(OUT)/bench-speed (~280 MB each, 5 per density by default);
+# e.g. `make bench-speed BENCH_SPEED_ARGS="--per-density 2 --densities ordinary"` for a quicker look.
 bench-speed: env system-deps
-	$(PY) bench/speed.py --out $(OUT)/bench-speed
+	$(PY) bench/speed.py --out $(OUT)/bench-speed $(BENCH_SPEED_ARGS)
 
 bench-stream: env system-deps
 	bash scripts/kafka.sh fetch && bash scripts/triton.sh fetch

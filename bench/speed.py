@@ -1,24 +1,25 @@
-"""make bench-speed: time and peak RSS of `skyqa classify` on one full-size exposure vs SExtractor.
+"""make bench-speed: per-stage CPU and wall time and peak RSS of skyqa on fpack-style exposures vs SExtractor.
 
-The SExtractor reference path runs on the same pixels with the same number of processes.
+Real `.fits.fz` files come from fpack, whose RICE tiles are one image row: the bench uses those, at three
+source densities (DENSITIES: sparse, ordinary, crowded; ~1,500 / 5,000 / 15,000 sep detections per full
+4612 x 2048 CCD), `--per-density` Good exposures each, simulated once and cached under --out.
 
-One run: simulate (or reuse, keyed by seed and size) one Good 36 x 4612 x 2048 RICE exposure;
-classify it with the shipped models in a fresh child process at the reference setting (every row
-searched: detection.area_fraction 1.0, no max_searched_rows) and at the default settings (at most
-1280 evenly spaced rows per CCD), `--workers` processes each, twice (the first
-call also starts the worker pool, the second is a daemon's steady state); run the reference path
-(astropy decompresses each CCD to a plain FITS file, because SExtractor 2.25 cannot read RICE
-tile-compressed HDUs ("Unknown TFORM"), then source-extractor with bench/sextractor/default.sex,
-then astropy Cutout2D) with as many processes; count sep detections on every CCD for the
-agreement check (untimed); print one side-by-side table and the targets.
+Per density, each in a fresh child process with `--workers` processes: the default settings (at most
+`detection.max_searched_rows` evenly spaced rows per CCD) over every exposure with one classifier, as
+the daemon keeps it (a first call also starts the worker pool); the every-row reference settings
+(detection.area_fraction 1.0, no max_searched_rows) over the same exposures, for the verdict agreement
+(same label, same DESOM-2 cell, W within W_TOLERANCE); the SExtractor reference path on the first
+exposure (astropy decompresses each CCD to a plain FITS file, because SExtractor 2.25 cannot read RICE
+tile-compressed HDUs ("Unknown TFORM"), then source-extractor with bench/sextractor/default.sex, then
+astropy Cutout2D). For the ordinary density, the default settings also run on the same pixels in
+32-row tiles (what the simulator wrote before). One report: a table per density and the targets.
 
 Memory is sampled from outside: a thread walks the child's process tree in /proc every 20 ms and
 keeps the largest sum of VmRSS over the tree (pages shared between processes count once per
 process, so an upper bound of what a container limit sees) and the largest single-process VmHWM.
-CPU time (user + sys of the whole tree) is reported beside wall time: other users of the cores
-inflate the wall time, hardly the CPU time, and CPU / workers is the wall time on idle cores.
-getrusage(RUSAGE_CHILDREN) in the classifying process is also reported, but it misses skyqa's
-workers: a multiprocessing forkserver forks them, so that process never waits for them.
+CPU time (user + sys of the whole tree, and of each worker stage summed over CCDs) is reported beside
+wall time: other users of the cores inflate the wall time, hardly the CPU time, and CPU / workers is
+the wall time on idle cores.
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # service modules are imported where used: a child's import time is part of what it measures
     from skyqa.service.pipeline.classify import Classifier
-    from skyqa.service.config import CutoutConfig, DetectionConfig
+    from skyqa.service.config import CutoutConfig
     from skyqa.service.pipeline.exposure import CCDInfo
-    from skyqa.service.verdict import Verdict
 
 SEXTRACTOR_DIR = Path(__file__).resolve().parent / "sextractor"
-TARGET_SECONDS = 10.0
-TARGET_RSS_MIB = 1536.0  # 1.5 GiB
+TARGET_SECONDS = {"ordinary": 2.0, "crowded": 4.0}  # p50 end to end, 2 workers (issue 11)
+TARGET_RSS_MIB = 1024.0
+W_TOLERANCE = 0.05  # W of the default settings within 5% of the every-row reference
 SEX_STAGES = ("decompress", "sextractor", "cutouts")
 # (table row, skyqa verdict timings_s key, SExtractor-path stage or None)
 STAGE_ROWS = (
@@ -140,9 +141,15 @@ class ChildRun:
     wait4_maxrss_mib: float  # kernel: max over the child and the descendants it waited for
 
 
-def run_child(out: Path, name: str, argv: list[str], env: dict[str, str]) -> ChildRun:
-    """Run this script as `--child ...` in a fresh interpreter; its JSON result comes back in a file."""
-    result_file, log_file = out / f"{name}.json", out / f"{name}.log"
+def run_child(out: Path, name: str, argv: list[str], env: dict[str, str], reuse: bool = False) -> ChildRun:
+    """Run this script as `--child ...` in a fresh interpreter; its JSON result comes back in a file.
+
+    Every finished run is kept as `<name>.run.json`; with `reuse`, a kept run of the same command
+    stands in for a new one (a report completed after an interrupted run, on a busy machine)."""
+    result_file, log_file, kept = out / f"{name}.json", out / f"{name}.log", out / f"{name}.run.json"
+    if reuse and kept.is_file() and (found := json.loads(kept.read_text()))["argv"] == argv:
+        print(f"  reusing {kept}", flush=True)
+        return ChildRun(**found["run"])
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--result", str(result_file)]
     start = time.perf_counter()
     with log_file.open("w") as log:
@@ -156,7 +163,7 @@ def run_child(out: Path, name: str, argv: list[str], env: dict[str, str]) -> Chi
     if proc.returncode != 0:
         tail = "".join(log_file.read_text().splitlines(keepends=True)[-25:])
         raise SystemExit(f"bench-speed: {name} failed (exit {proc.returncode}); {log_file} ends with:\n{tail}")
-    return ChildRun(
+    run = ChildRun(
         result=json.loads(result_file.read_text()),
         wall_s=wall,
         peak_tree_mib=sampler.peak_tree_kib / 1024,
@@ -164,40 +171,53 @@ def run_child(out: Path, name: str, argv: list[str], env: dict[str, str]) -> Chi
         processes=len(sampler.peak_process_kib),
         wait4_maxrss_mib=usage.ru_maxrss / 1024,
     )
+    kept.write_text(json.dumps({"argv": argv, "run": asdict(run)}))
+    return run
 
 
 # ----------------------------------------------------------------------------- child: skyqa classify
-def _timed_classify(classifier: Classifier, exposure: Path) -> tuple[Verdict, float]:
-    """A verdict and the CPU seconds its call cost the whole tree (parent, forkserver, workers)."""
+def _timed_classify(classifier: Classifier, exposure: Path, stage_cpu: dict[str, float]) -> dict:
+    """One verdict's facts, its elapsed stage times, the CPU seconds of the worker stages (summed over
+    CCDs) and of the call for the whole tree (parent, forkserver, workers)."""
     before = tree_cpu_s(os.getpid())
     verdict = classifier.classify(exposure)
-    return verdict, tree_cpu_s(os.getpid()) - before
+    return {
+        "exposure": exposure.name,
+        "timings": verdict.timings_s,
+        "stage_cpu_s": dict(stage_cpu),
+        "cpu_s": tree_cpu_s(os.getpid()) - before,
+        "detections": verdict.detections,
+        "cutouts": verdict.cutouts,
+        "label": str(verdict.label.value),
+        "cell": verdict.cell_index,
+    }
 
 
-def child_classify(exposure: Path) -> dict:
-    """Classifier as `skyqa classify` builds it (settings from the environment), two calls."""
+def child_classify(exposures: list[Path], cold: bool) -> dict:
+    """Classifier as `skyqa classify` builds it (settings from the environment), kept across exposures
+    as the daemon keeps it: with `cold`, a first call on exposures[0] also starts the worker pool."""
     start = time.perf_counter()
-    from skyqa.service.pipeline.classify import Classifier
+    import skyqa.service.pipeline.classify as classify_module
     from skyqa.service.config import load_settings
-    from skyqa.service.pipeline.preprocess import shutdown_pool
+    from skyqa.service.pipeline.preprocess import prepare_exposure, shutdown_pool
 
-    classifier = Classifier(load_settings())
+    stage_cpu: dict[str, float] = {}
+
+    def recording(path: Path, settings: object) -> object:  # instrumentation: keep the per-stage CPU seconds
+        prepared = prepare_exposure(path, settings)
+        stage_cpu.clear()
+        stage_cpu.update(prepared.cpu_s)
+        return prepared
+
+    classify_module.prepare_exposure = recording
+    classifier = classify_module.Classifier(load_settings())
     load_s = time.perf_counter() - start
-    cold, cold_cpu = _timed_classify(classifier, exposure)
-    warm, warm_cpu = _timed_classify(classifier, exposure)
+    first = _timed_classify(classifier, exposures[0], stage_cpu) if cold else None
+    warm = [_timed_classify(classifier, path, stage_cpu) for path in exposures]
     shutdown_pool()
     classifier.close()
-    return {
-        "load_s": load_s,
-        "cold": cold.timings_s,
-        "warm": warm.timings_s,
-        "cold_cpu_s": cold_cpu,
-        "warm_cpu_s": warm_cpu,
-        "detections": warm.detections,
-        "cutouts": warm.cutouts,
-        "label": str(warm.label.value),
-        "rusage_children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-    }
+    return {"load_s": load_s, "cold": first, "warm": warm,
+            "rusage_children_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 # ----------------------------------------------------------------------------- child: SExtractor path
@@ -290,189 +310,229 @@ def check_models(repository: Path) -> None:
         raise SystemExit(f"bench-speed: no usable models in {repository} ({exc}): run `make models` first") from exc
 
 
-def simulated_exposure(out: Path, seed: int, size: str) -> Path:
-    """The bench exposure (one Good, no dead CCD), simulated once per (size, seed) and then reused."""
-    night = out / f"sim-{size}-seed{seed}"
-    found = sorted(night.glob("*.fits.fz"))
-    if found and (night / "truth.csv").is_file():
-        print(f"reusing {found[0]}", flush=True)
-        return found[0]
-    from skyqa.simulator.night import simulate_night
+# Good exposures of 300 s whose star density sets the sep detections per full 4612 x 2048 CCD
+# (measured on one CCD: 3e4 -> ~1,700, 3e5 -> ~5,400, 1e6 -> ~11,700); galaxies add a floor.
+DENSITIES = {"sparse": 2.0e4, "ordinary": 2.5e5, "crowded": 1.6e6}
+BENCH_EXPTIME = 300.0
 
+
+def simulated_exposure(out: Path, seed: int, size: str, density: str, index: int, tile_rows: int = 1) -> Path:
+    """Bench exposure `index` of a density (one Good, no dead CCD), simulated once and then reused.
+
+    The 32-row variant is re-tiled from the 1-row file (same pixels) rather than simulated again."""
+    night = out / f"sim-{size}-{density}-seed{seed}" / f"tile{tile_rows}"
+    path = night / f"{2_900_000 + index}p.fits.fz"
+    if path.is_file():
+        return path
+    night.mkdir(parents=True, exist_ok=True)
+    tmp = night / f".{path.name}.part"
     start = time.perf_counter()
-    simulate_night(night, n=1, seed=seed, size=size, classes={"Good": 1.0}, dead_ccd_rate=0.0, progress=False)
-    path = sorted(night.glob("*.fits.fz"))[0]
+    if tile_rows != 1:
+        from astropy.io import fits
+
+        with fits.open(simulated_exposure(out, seed, size, density, index), memmap=False) as src:
+            fits.HDUList([fits.PrimaryHDU(header=src[0].header), *(
+                fits.CompImageHDU(h.data, h.header, compression_type="RICE_1",
+                                  tile_shape=(min(tile_rows, h.data.shape[0]), h.data.shape[1]))
+                for h in src[1:])]).writeto(tmp)
+    else:
+        import dataclasses
+
+        import numpy as np
+
+        from skyqa.simulator.exposure import simulate_exposure
+        from skyqa.simulator.params import Geometry, draw_params
+
+        geometry = Geometry.of(size)
+        rng = np.random.default_rng([seed, list(DENSITIES).index(density), index])
+        params = draw_params("Good", rng, expnum=2_900_000 + index, n_ccds=geometry.n_ccds, seed=seed)
+        params = dataclasses.replace(params, star_density=DENSITIES[density], exptime=BENCH_EXPTIME)
+        simulate_exposure(params, geometry, rng, tile_rows=1).writeto(tmp)
+    tmp.replace(path)
     print(f"simulated {path} in {time.perf_counter() - start:.0f} s", flush=True)
     return path
 
 
-def _sep_count(path: Path, info: CCDInfo, cfg: DetectionConfig) -> tuple[str, int]:
-    from skyqa.service.pipeline.detection import detect
-    from skyqa.service.pipeline.exposure import fill_nans, read_ccd
-
-    return info.extname, len(detect(fill_nans(read_ccd(path, info)), cfg, copy=False))
-
-
-def sep_counts(path: Path, workers: int) -> dict[str, int]:
-    """sep detections of every whole CCD (the reference skyqa detection), for the agreement check."""
-    from skyqa.service.config import load_settings
-    from skyqa.service.pipeline.exposure import describe_exposure
-
-    _, ccds = describe_exposure(path)
-    with ProcessPoolExecutor(workers) as pool:
-        return dict(pool.map(partial(_sep_count, path, cfg=load_settings().detection), ccds))
-
-
 @dataclass
-class Bench:
-    exposure: Path
-    workers: int
-    reference: ChildRun
+class DensityRuns:
+    """Every measurement of one source density."""
+
+    density: str
+    exposures: list[str]
     default: ChildRun
+    reference: ChildRun
     sextractor: ChildRun
-    sep: dict[str, int]
-    load_before: float  # 1-min load average when the measurements started: other users skew timings
+    tile32: ChildRun | None  # the default settings on the same pixels in 32-row tiles
 
-    def weight(self, counts: list[int]) -> int:
-        """W as skyqa computes it: detections summed over CCDs, scaled to a 36-CCD exposure."""
-        from skyqa.service.pipeline.preprocess import REFERENCE_CCDS
 
-        return round(sum(counts) * REFERENCE_CCDS / len(counts))
+def _p50(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 def _cell(value: float | str | None, spec: str = ".2f") -> str:
     return "-" if value is None else value if isinstance(value, str) else format(value, spec)
 
 
-def _table(b: Bench) -> list[str]:
-    runs = (b.reference, b.default, b.sextractor)
-    ref, dflt, sex = (r.result for r in runs)
-    sex_counts = list(sex["detections"].values())
-    cpu = (ref["warm_cpu_s"], dflt["warm_cpu_s"], sex["cpu_s"])
-    rows: list[tuple[str, object, object, object]] = [
-        (f"{name} (s)", ref["warm"].get(ours), dflt["warm"].get(ours), sex["timings"].get(theirs))
-        for name, ours, theirs in STAGE_ROWS
-    ]
+def _warm(run: ChildRun | None, key: str, stage: str | None = None) -> float | None:
+    """p50 over the warm calls of a timing (`timings`), worker CPU (`stage_cpu_s`) or a per-call value."""
+    if run is None:
+        return None
+    values = [c[key] if stage is None else c[key].get(stage) for c in run.result["warm"]]
+    return None if None in values else _p50(values)
+
+
+def _table(d: DensityRuns, workers: int) -> list[str]:
+    runs = (d.reference, d.default, d.tile32, d.sextractor)
+    sex = d.sextractor.result
+    rows: list[tuple[str, ...]] = []
+    for name, ours, theirs in STAGE_ROWS:
+        rows.append((f"{name} wall (s)", *(_warm(r, "timings", ours) for r in runs[:3]), sex["timings"].get(theirs)))
+        if ours in ("read", "detect", "cutouts"):
+            rows.append((f"  {ours} CPU (s)", *(_warm(r, "stage_cpu_s", ours) for r in runs[:3]), None))
+    cpu = [_warm(r, "cpu_s") for r in runs[:3]] + [sex["cpu_s"]]
     rows += [
-        ("preprocess wall (s)", ref["warm"]["prepare_wall"], dflt["warm"]["prepare_wall"], sex["wall_s"]),
-        ("TOTAL wall, warm call (s)", ref["warm"]["total"], dflt["warm"]["total"], sex["wall_s"]),
-        ("CPU time, process tree (s)", *cpu),
-        (f"  CPU / {b.workers} cores (s)", *(c / b.workers for c in cpu)),
-        ("TOTAL wall, first call (s)", ref["cold"]["total"], dflt["cold"]["total"], None),
-        ("CPU time, first call (s)", ref["cold_cpu_s"], dflt["cold_cpu_s"], None),
-        ("imports + model load (s)", ref["load_s"], dflt["load_s"], None),
-        ("peak RSS, process tree (MiB)", *(r.peak_tree_mib for r in runs)),
-        ("peak RSS, largest process (MiB)", *(r.peak_process_mib for r in runs)),
-        ("processes in the tree", *(str(r.processes) for r in runs)),
-        ("detections W (total)", str(ref["detections"]), f"{dflt['detections']} (est.)", str(b.weight(sex_counts))),
-        ("detections per CCD, median", f"{statistics.median(b.sep.values()):.0f}", "-",
-         f"{statistics.median(sex_counts):.0f}"),
-        ("cutouts", str(ref["cutouts"]), str(dflt["cutouts"]), str(sex["cutouts"])),
-        ("label", ref["label"], dflt["label"], "-"),
+        ("preprocess wall (s)", *(_warm(r, "timings", "prepare_wall") for r in runs[:3]), sex["wall_s"]),
+        ("TOTAL wall, warm, p50 (s)", *(_warm(r, "timings", "total") for r in runs[:3]), sex["wall_s"]),
+        ("TOTAL wall, warm, max (s)", *(None if r is None else max(c["timings"]["total"] for c in r.result["warm"])
+                                        for r in runs[:3]), None),
+        ("CPU time, process tree, p50 (s)", *cpu),
+        (f"  CPU / {workers} cores (s)", *(None if c is None else c / workers for c in cpu)),
+        ("TOTAL wall, first call (s)", None, d.default.result["cold"]["timings"]["total"],
+         None if d.tile32 is None else d.tile32.result["cold"]["timings"]["total"], None),
+        ("imports + model load (s)", *(None if r is None else r.result["load_s"] for r in runs[:3]), None),
+        ("peak RSS, process tree (MiB)", *(None if r is None else r.peak_tree_mib for r in runs)),
+        ("peak RSS, largest process (MiB)", *(None if r is None else r.peak_process_mib for r in runs)),
+        ("detections W, p50", *(None if r is None else f"{_warm(r, 'detections'):.0f}" for r in runs[:3]),
+         str(round(sum(sex["detections"].values()) * 36 / len(sex["detections"])))),
+        ("cutouts, p50", *(None if r is None else f"{_warm(r, 'cutouts'):.0f}" for r in runs[:3]), str(sex["cutouts"])),
+        ("labels", *(None if r is None else ",".join(sorted({c["label"] for c in r.result["warm"]}))
+                     for r in runs[:3]), None),
     ]
-    head = ("stage", "skyqa reference", "skyqa default", "SExtractor path")
-    fmt = "{:<32}{:>17}{:>18}{:>17}"
-    return [fmt.format(*head), "-" * 84] + [
-        fmt.format(name, *(_cell(v, ".0f" if "MiB" in name else ".2f") for v in values))
-        for name, *values in rows
-    ]
-
-
-def _agreement(b: Bench) -> list[str]:
-    sex = b.sextractor.result["detections"]
-    ratios = [sex[k] / b.sep[k] for k in b.sep if b.sep[k]]
-    sep_total, sex_total = sum(b.sep.values()), sum(sex.values())
-    same_w = "yes" if b.weight(list(b.sep.values())) == b.reference.result["detections"] else "NO"
-    return [
-        f"detection agreement on the same pixels: sep {sep_total}, SExtractor {sex_total} "
-        f"(SExtractor/sep {sex_total / max(sep_total, 1):.3f}); per CCD SExtractor/sep median "
-        f"{statistics.median(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f}; "
-        f"sep W equals skyqa reference W: {same_w}",
+    head = ("stage", "every-row ref", "default", "default 32-row", "SExtractor path")
+    fmt = "{:<32}{:>15}{:>12}{:>16}{:>17}"
+    return [fmt.format(*head), "-" * 92] + [
+        fmt.format(name, *(_cell(v, ".0f" if "MiB" in name else ".2f") for v in values)) for name, *values in rows
     ]
 
 
-def _targets(b: Bench) -> list[str]:
+def agreement(d: DensityRuns) -> dict[str, float]:
+    """The default settings against the every-row reference, exposure by exposure."""
+    pairs = list(zip(d.default.result["warm"], d.reference.result["warm"], strict=True))
+    w_dev = [abs(a["detections"] - b["detections"]) / max(b["detections"], 1) for a, b in pairs]
+    return {
+        "n": len(pairs),
+        "label": sum(a["label"] == b["label"] for a, b in pairs) / len(pairs),
+        "cell": sum(a["cell"] == b["cell"] for a, b in pairs) / len(pairs),
+        "w_within": sum(w <= W_TOLERANCE for w in w_dev) / len(pairs),
+        "w_max_dev": max(w_dev),
+    }
+
+
+def report(runs: list[DensityRuns], workers: int, load: tuple[float, float]) -> str:
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT MET"
 
-    lines = [f"targets on this {os.cpu_count()}-core machine ({b.workers} workers):"]
-    for name, run in (("reference", b.reference), ("default", b.default)):
-        warm, cold = run.result["warm"]["total"], run.result["cold"]["total"]
-        floor = run.result["warm_cpu_s"] / b.workers
-        lines.append(
-            f"  skyqa {name:<10} classify <= {TARGET_SECONDS:g} s: {verdict(warm <= TARGET_SECONDS)} warm "
-            f"({warm:.2f} s), {verdict(cold <= TARGET_SECONDS)} first call ({cold:.2f} s), "
-            f"{verdict(floor <= TARGET_SECONDS)} even on {b.workers} idle cores (CPU/{b.workers} {floor:.2f} s); "
-            f"peak RSS <= 1.5 GiB: {verdict(run.peak_tree_mib <= TARGET_RSS_MIB)} "
-            f"(tree {run.peak_tree_mib:.0f} MiB, largest process {run.peak_process_mib:.0f} MiB)"
-        )
-    return lines
-
-
-def report(b: Bench) -> str:
-    size_mb = b.exposure.stat().st_size / 1e6
-    ref = b.reference
-    notes = [
-        "stage rows: elapsed seconds summed over CCDs (spread over the workers); wall rows: elapsed;",
-        "CPU rows: user + sys of the whole process tree, the part of the cost other users' load cannot inflate.",
-        "warm call = second classify in the same process (worker pool already up, as in the daemon);",
-        "first call also starts the forkserver and its workers. SExtractor path ends at normalised cutouts",
-        "(no DESOM); it decompresses each CCD to a temporary plain FITS (SExtractor cannot read RICE tiles).",
-        f"RUSAGE_CHILDREN seen by the classifying process: {ref.result['rusage_children_mib']:.0f} MiB; "
-        f"wait4 of it: {ref.wait4_maxrss_mib:.0f} MiB (forkserver workers are not its waited-for children).",
+    lines = [f"bench-speed: {workers} workers, {os.cpu_count()} cores, load average {load[0]:.1f} before / "
+             f"{load[1]:.1f} after (other users inflate wall times, hardly CPU times)"]
+    for d in runs:
+        sizes = [Path(e).stat().st_size / 1e6 for e in d.exposures]
+        agree = agreement(d)
+        lines += [
+            "", f"== {d.density}: {len(d.exposures)} fpack-style exposures (1-row RICE tiles, "
+            f"{_p50(sizes):.0f} MB each; SExtractor on the first), p50 over warm calls",
+            *_table(d, workers),
+            f"agreement with the every-row reference over {agree['n']} exposures: label {agree['label']:.0%}, "
+            f"DESOM-2 cell {agree['cell']:.0%}, W within {W_TOLERANCE:.0%} {agree['w_within']:.0%} "
+            f"(largest W deviation {agree['w_max_dev']:.1%})",
+        ]
+    lines += ["", f"targets ({workers} workers on this {os.cpu_count()}-core machine):"]
+    for d in runs:
+        target = TARGET_SECONDS.get(d.density)
+        p50, cpu = _warm(d.default, "timings", "total"), _warm(d.default, "cpu_s")
+        agree = agreement(d)
+        ok_agree = min(agree["label"], agree["cell"], agree["w_within"]) >= 0.99
+        time_part = (f"p50 <= {target:g} s: {verdict(p50 <= target)} ({p50:.2f} s wall; "
+                     f"{verdict(cpu / workers <= target)} on idle cores, CPU/{workers} {cpu / workers:.2f} s); "
+                     if target else f"p50 {p50:.2f} s wall, CPU/{workers} {cpu / workers:.2f} s; ")
+        lines.append(f"  {d.density:<9} {time_part}peak RSS <= 1 GiB: "
+                     f"{verdict(d.default.peak_tree_mib <= TARGET_RSS_MIB)} ({d.default.peak_tree_mib:.0f} MiB tree); "
+                     f"agreement >= 99%: {verdict(ok_agree)}")
+    lines += [
+        "", "stage rows: p50 over the warm calls of the seconds summed over CCDs (spread over the workers);",
+        "CPU rows: user + sys (worker stages: summed over CCDs; process tree: the whole call).",
+        "warm calls = the classifier kept across exposures as the daemon keeps it; the first call also starts the",
+        "forkserver and its workers. SExtractor path ends at normalised cutouts (no DESOM) and decompresses each",
+        "CCD to a temporary plain FITS (SExtractor cannot read RICE tiles). RSS: sum over the process tree.",
     ]
-    return "\n".join([
-        f"bench-speed: {b.exposure.name} ({size_mb:.0f} MB), {len(b.sep)} CCDs, {b.workers} workers, "
-        f"{os.cpu_count()} cores, load average {b.load_before:.1f} before / {os.getloadavg()[0]:.1f} after",
-        *_table(b), "", *_agreement(b), *_targets(b), "", *notes,
-    ])
+    return "\n".join(lines)
 
 
-def measure(args: argparse.Namespace, exposure: Path) -> Bench:
+def measure(args: argparse.Namespace) -> list[DensityRuns]:
     env = {"SKYQA_WORKERS": str(args.workers), "SKYQA_LOG_LEVEL": "WARNING"}
     if args.models:
         env["SKYQA_MODELS__REPOSITORY"] = str(args.models)
-    runs, load = {}, os.getloadavg()[0]
     every_row = {"SKYQA_DETECTION__AREA_FRACTION": "1.0", "SKYQA_DETECTION__MAX_SEARCHED_ROWS": str(10**9)}
-    for name, settings in (("reference", every_row), ("default", {})):
-        print(f"classifying ({name} settings) ...", flush=True)
-        runs[name] = run_child(args.out, f"classify-{name}", ["--child", "classify", str(exposure)],
-                               {**env, **settings})
-    print("SExtractor path ...", flush=True)
-    sex = run_child(args.out, "sextractor", ["--child", "sextractor", str(exposure), "--workers",
-                                             str(args.workers)], env)
-    print("sep counts for the agreement check ...", flush=True)
-    return Bench(exposure, args.workers, runs["reference"], runs["default"], sex,
-                 sep_counts(exposure, args.workers), load)
+    runs = []
+    for density in args.densities:
+        paths = [simulated_exposure(args.out, args.seed, args.size, density, i) for i in range(args.per_density)]
+        names = [str(p) for p in paths]
+
+        def child(name: str, argv: list[str], settings: dict[str, str], density: str = density) -> ChildRun:
+            print(f"{density}: {name} ...", flush=True)
+            return run_child(args.out, f"{density}-{name}", argv, {**env, **settings}, reuse=args.reuse)
+
+        tile32 = None
+        if density == "ordinary":
+            path32 = simulated_exposure(args.out, args.seed, args.size, density, 0, tile_rows=32)
+            tile32 = child("default-32row", ["--child", "classify", "--cold", str(path32)], {})
+        runs.append(DensityRuns(
+            density=density,
+            exposures=names,
+            default=child("default", ["--child", "classify", "--cold", *names], {}),
+            reference=child("reference", ["--child", "classify", *names], every_row),
+            sextractor=child("sextractor", ["--child", "sextractor", names[0], "--workers", str(args.workers)], {}),
+            tile32=tile32,
+        ))
+    return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out/bench-speed"))
-    parser.add_argument("--seed", type=int, default=31415, help="simulation seed (the exposure is reused per seed)")
+    parser.add_argument("--seed", type=int, default=31415, help="simulation seed (exposures are cached per seed)")
     parser.add_argument("--size", default="full", help="simulator size; full = 36 x 4612 x 2048")
+    parser.add_argument("--densities", type=lambda t: t.split(","), default=list(DENSITIES),
+                        help=f"comma-separated, of {', '.join(DENSITIES)}")
+    parser.add_argument("--per-density", type=int, default=5, help="exposures per density (p50 over them)")
     parser.add_argument("--workers", type=int, default=2, help="processes for skyqa and for the SExtractor path")
     parser.add_argument("--models", type=Path, help="model repository (default: settings.models.repository)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the kept result of any measurement already made with the same command")
     parser.add_argument("--child", choices=["classify", "sextractor"], help=argparse.SUPPRESS)
+    parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("exposure", nargs="?", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("exposures", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        result = child_classify(args.exposure) if args.child == "classify" else child_sextractor(
-            args.exposure, args.workers)
+        result = (child_classify(args.exposures, args.cold) if args.child == "classify"
+                  else child_sextractor(args.exposures[0], args.workers))
         args.result.write_text(json.dumps(result))
         return
+    unknown = set(args.densities) - set(DENSITIES)
+    if unknown:
+        parser.error(f"unknown densities {sorted(unknown)}; expected some of {list(DENSITIES)}")
     from skyqa.service.config import load_settings
 
     sextractor_binary()
     check_models(args.models or load_settings().models.repository)
     args.out.mkdir(parents=True, exist_ok=True)
-    bench = measure(args, simulated_exposure(args.out, args.seed, args.size))
-    text = report(bench)
+    load_before = os.getloadavg()[0]
+    runs = measure(args)
+    text = report(runs, args.workers, (load_before, os.getloadavg()[0]))
     print(text)
     (args.out / "speed.txt").write_text(text + "\n")
-    (args.out / "speed.json").write_text(json.dumps(asdict(bench), indent=1, default=str))
+    (args.out / "speed.json").write_text(json.dumps([asdict(r) for r in runs], indent=1, default=str))
 
 
 if __name__ == "__main__":

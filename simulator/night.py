@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skyqa.simulator.exposure import simulate_exposure
+from skyqa.simulator.exposure import TILE_ROWS, simulate_exposure
 from skyqa.simulator.params import DEFAULT_CLASSES, Geometry, draw_label, draw_params, expnum_for
 from skyqa.simulator.truth import MANIFEST, truth_row, write_truth
 
@@ -21,7 +21,8 @@ def exposure_seeds(seed: int, n: int) -> list[int]:
 
 def simulate_one(out_dir: Path, night_seed: int, index: int, exposure_seed: int,
                  size: str | tuple[int, int, int], classes: dict[str, float] | None,
-                 dead_ccd_rate: float, compress: bool, label: str | None = None) -> dict[str, str]:
+                 dead_ccd_rate: float, compress: bool, label: str | None = None,
+                 tile_rows: int = TILE_ROWS) -> dict[str, str]:
     """Render and write exposure `index` of the night (of class `label`, else drawn); returns its truth row."""
     geometry = Geometry.of(size)
     rng = np.random.default_rng(exposure_seed)
@@ -37,7 +38,7 @@ def simulate_one(out_dir: Path, night_seed: int, index: int, exposure_seed: int,
     )
     name = f"{params.expnum}p.fits" + (".fz" if compress else "")
     tmp = out_dir / f".{name}.part"
-    simulate_exposure(params, geometry, rng, compress=compress).writeto(tmp, overwrite=True)
+    simulate_exposure(params, geometry, rng, compress=compress, tile_rows=tile_rows).writeto(tmp, overwrite=True)
     tmp.replace(out_dir / name)
     size_name = size if isinstance(size, str) else "x".join(map(str, size))
     return truth_row(params, name, size_name)
@@ -46,7 +47,7 @@ def simulate_one(out_dir: Path, night_seed: int, index: int, exposure_seed: int,
 def simulate_night(out_dir: Path, n: int, seed: int, size: str | tuple[int, int, int] = "small",
                    classes: dict[str, float] | None = None, dead_ccd_rate: float = 0.05,
                    compress: bool = True, workers: int = 1, progress: bool = True,
-                   every_class: bool = False) -> Path:
+                   every_class: bool = False, tile_rows: int = TILE_ROWS) -> Path:
     """Write `n` exposures and their truth into `out_dir`; returns the manifest path.
 
     `every_class` makes the first exposures one of each class with a positive weight, so a short
@@ -58,7 +59,8 @@ def simulate_night(out_dir: Path, n: int, seed: int, size: str | tuple[int, int,
     seeds = exposure_seeds(seed, n)
     forced = sorted(k for k, v in (classes or DEFAULT_CLASSES).items() if v > 0) if every_class else []
     labels = [forced[i] if i < len(forced) else None for i in range(n)]
-    args = [(out_dir, seed, i, s, size, classes, dead_ccd_rate, compress, labels[i]) for i, s in enumerate(seeds)]
+    args = [(out_dir, seed, i, s, size, classes, dead_ccd_rate, compress, labels[i], tile_rows)
+            for i, s in enumerate(seeds)]
     from tqdm import tqdm
 
     bar = tqdm(total=n, desc="simulate", unit="exp", disable=not progress)

@@ -200,3 +200,17 @@ def test_cli_uncompressed(tmp_path: Path) -> None:
     assert row["label"] == "Good" and str(row["file"]).endswith("p.fits")
     with fits.open(tmp_path / str(row["file"])) as hdul:
         assert isinstance(hdul[1], fits.ImageHDU) and hdul[1].data.shape == (128, 128)
+
+
+@pytest.mark.parametrize(("flags", "tile_rows"), [([], 1), (["--tile-rows", "32"], 32)])
+def test_cli_tiles_one_row_as_fpack_by_default(tmp_path: Path, flags: list[str], tile_rows: int) -> None:
+    """Sites get fpack files (RICE tiles of one row); 32-row tiles only when asked for."""
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path), "--n", "1", "--seed", "4", "--size", "1,128,96",
+                              "--classes", "Good=1", "--no-progress", *flags])
+    assert cli.run(args) == 0
+    (row,) = read_truth(tmp_path).values()
+    with fits.open(tmp_path / str(row["file"]), disable_image_compression=True) as hdul:
+        header = hdul[1].header
+        assert (header["ZCMPTYPE"], header["ZTILE1"], header["ZTILE2"]) == ("RICE_1", 96, tile_rows)

@@ -2,7 +2,7 @@
 
 Exposures are multi-extension FITS files, tile-compressed or not. Headers are read lazily
 and pixel data one HDU at a time, so memory stays around one CCD whatever the file size;
-`CompImageHDU.section` decompresses only the tiles a row band needs. Every failure to read
+cfitsio (`tile_reader`) decompresses only the tiles a row band needs. Every failure to read
 the file becomes an `ExposureError` with a machine-readable `reason`, never a raw
 astropy/OS error, so callers can route bad files (dead-letter) without parsing messages.
 """
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+
+from skyqa.service.pipeline.tile_reader import cfitsio_readable, open_fits, read_band
 
 DEFAULT_SATURATE = 65535.0
 _FITS_MAGIC = b"SIMPLE  ="
@@ -173,37 +175,72 @@ def _as_float32(data: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
+@dataclass
+class OpenExposure:
+    """An exposure opened for `read_rows`: astropy's lazy HDU list (headers, plain and gzipped images)
+    and, for tile-compressed CCDs, a cfitsio handle opened on first use (None for a gzipped file)."""
+
+    hdul: fits.HDUList
+    _tiles: object | None = None
+
+    def tiles(self) -> object | None:
+        if self._tiles is None and cfitsio_readable(self.hdul.filename()):
+            self._tiles = open_fits(self.hdul.filename())
+        return self._tiles
+
+    def close(self) -> None:
+        if self._tiles is not None:
+            self._tiles.close()
+        self.hdul.close()
+
+
 @contextmanager
-def open_exposure(path: str | os.PathLike) -> Iterator[fits.HDUList]:
+def open_exposure(path: str | os.PathLike) -> Iterator[OpenExposure]:
     """The exposure opened for `read_rows`: one open serves any number of CCD reads."""
     try:
-        hdul = _open(path)
+        exposure = OpenExposure(_open(path))
     except Exception as exc:
         raise ExposureError("unreadable", f"{path}: {type(exc).__name__}: {exc}") from exc
-    with hdul:
-        yield hdul
+    try:
+        yield exposure
+    finally:
+        exposure.close()
 
 
-def read_rows(hdul: fits.HDUList, info: CCDInfo, rows: Sequence[slice | None]) -> list[np.ndarray]:
+def _band(image: fits.ImageHDU | fits.CompImageHDU, tiles: object | None, info: CCDInfo,
+          band: tuple[int, int] | None) -> np.ndarray:
+    """Rows [start, stop) of the data section, or all of it for None, through the cheaper reader.
+
+    Whole CCD: astropy's .data decompresses every tile in one call (fpack 1-row tiles, 4612 x 2048:
+    0.25 CPU-s, cfitsio 0.30). Row bands of a tile-compressed HDU: cfitsio decompresses only the tiles
+    they cover, in C (1,360 rows: 0.09 CPU-s, astropy's .section 0.13). Uncompressed HDUs: astropy
+    reads just the bytes needed."""
+    (y0, x0), (ny, nx) = info.origin, info.shape
+    if band is None:
+        return image.data[y0 : y0 + ny, x0 : x0 + nx]
+    if tiles is not None:
+        return read_band(tiles, info.hdu_index, info.origin, info.shape, band)
+    return image.section[y0 + band[0] : y0 + band[1], x0 : x0 + nx]
+
+
+def read_rows(exposure: OpenExposure, info: CCDInfo, rows: Sequence[slice | None]) -> list[np.ndarray]:
     """Row bands (rows of the data section) of one CCD as native float32, C-contiguous arrays;
     None reads the whole data section."""
-    (y0, x0), (ny, nx) = info.origin, info.shape
-    cols = slice(x0, x0 + nx)
+    bands = [None if band is None else band.indices(info.shape[0])[:2] for band in rows]
     try:
-        hdu = _image(hdul[info.hdu_index])
-        # .data decompresses the whole CCD in one call, .section only the tiles a band covers;
-        # for uncompressed HDUs both read just the bytes needed.
-        bands = [None if band is None else band.indices(ny)[:2] for band in rows]
-        return [_as_float32(hdu.data[y0 : y0 + ny, cols] if band is None
-                            else hdu.section[y0 + band[0] : y0 + band[1], cols]) for band in bands]
+        hdu = exposure.hdul[info.hdu_index]
+        partial = _is_compressed(hdu.header) and any(band is not None for band in bands)
+        tiles = exposure.tiles() if partial else None
+        return [_as_float32(_band(_image(hdu), tiles, info, band)) for band in bands]
     except Exception as exc:
-        raise ExposureError("unreadable", f"{hdul.filename()}[{info.extname}]: {type(exc).__name__}: {exc}") from exc
+        raise ExposureError("unreadable", f"{exposure.hdul.filename()}[{info.extname}]: "
+                                          f"{type(exc).__name__}: {exc}") from exc
 
 
 def read_ccd(path: str | os.PathLike, info: CCDInfo, rows: slice | None = None) -> np.ndarray:
     """One CCD (or the row band `rows`) as native float32, C-contiguous."""
-    with open_exposure(path) as hdul:
-        return read_rows(hdul, info, [rows])[0]
+    with open_exposure(path) as exposure:
+        return read_rows(exposure, info, [rows])[0]
 
 
 def is_dead(data: np.ndarray) -> bool:

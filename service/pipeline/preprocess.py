@@ -28,7 +28,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.io import fits
 
 from skyqa.service.config import CutoutConfig, DetectionConfig, Settings
 from skyqa.service.pipeline.cutouts import extract_cutouts, normalise_cutouts, select_sources
@@ -36,6 +35,7 @@ from skyqa.service.pipeline.detection import background_structure, detect
 from skyqa.service.pipeline.exposure import (
     CCDInfo,
     ExposureError,
+    OpenExposure,
     describe_exposure,
     exposure_id,
     fill_nans,
@@ -62,6 +62,7 @@ class PreparedExposure:
     dead_ccds: list[str]
     metrics: PhysicalMetrics
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per worker stage, summed over CCDs
     notes: list[str] = field(default_factory=list)  # degraded processing, e.g. a CCD whose detection overflowed
 
 
@@ -74,7 +75,22 @@ class _CCDResult:
     measures: list[SourceMeasures]
     structure: float  # skyqa.service.pipeline.detection.background_structure over all searched bands
     timings: dict[str, float]
+    cpu_s: dict[str, float]
     notes: list[str]
+
+
+class _StageClock:
+    """Elapsed and CPU seconds of consecutive stages: CPU is what other users of the cores cannot inflate."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._last = (time.perf_counter(), time.process_time())
+
+    def lap(self, stage: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.wall[stage], self.cpu[stage] = now[0] - self._last[0], now[1] - self._last[1]
+        self._last = now
 
 
 def ccd_seed(seed: int, exposure: str, extname: str) -> int:
@@ -102,27 +118,27 @@ def _process_ccds(
     Reaching HDU k of a lazily opened file parses the k headers before it: one open per chunk
     instead of per CCD keeps that from growing with the square of the number of CCDs.
     """
-    with open_exposure(path) as hdul:
-        return [_process_ccd(hdul, info, exposure, seed, det_cfg, cut_cfg) for info in ccds]
+    with open_exposure(path) as opened:
+        return [_process_ccd(opened, info, exposure, seed, det_cfg, cut_cfg) for info in ccds]
 
 
 def _process_ccd(
-    hdul: fits.HDUList, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig
+    opened: OpenExposure, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig
 ) -> _CCDResult:
     """Everything one CCD contributes."""
-    timings, notes = {}, []
-    t = time.perf_counter()
+    clock, notes = _StageClock(), []
     n_rows = info.shape[0]
     cores = row_bands(n_rows, det_cfg.area_fraction, det_cfg.band_rows, det_cfg.max_searched_rows)
     pad = cut_cfg.size + cut_cfg.border_margin
     reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
-    bands = read_rows(hdul, info, [None if r == slice(0, n_rows) else r for r in reads])
-    timings["read"] = time.perf_counter() - t
+    bands = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
+    clock.lap("read")
     if all(is_dead(b) for b in bands):
         empty = np.zeros((0, cut_cfg.size, cut_cfg.size, 1), np.float32)
-        return _CCDResult(info.extname, True, empty, 0.0, [], 0.0, {**timings, "detect": 0.0, "cutouts": 0.0}, [])
+        nothing = {"detect": 0.0, "cutouts": 0.0}
+        return _CCDResult(info.extname, True, empty, 0.0, [], 0.0, {**clock.wall, **nothing},
+                          {**clock.cpu, **nothing}, [])
 
-    t = time.perf_counter()
     measures, candidates, mesh = [], [], []  # candidates: (band index, x, y in band, y in CCD) of counted sources
     for i, (band, core, read) in enumerate(zip(bands, cores, reads, strict=True)):
         det = detect(fill_nans(band), det_cfg, copy=False)  # band is background-subtracted in place
@@ -135,9 +151,8 @@ def _process_ccd(
         candidates.append((np.full(len(objects), i), objects["x"], objects["y"], objects["y"] + read.start))
     band_of, x, y_band, y_ccd = (np.concatenate(c) for c in zip(*candidates, strict=True))
     structure = background_structure(np.concatenate(mesh), float(np.median([m.rms for m in measures])))
-    timings["detect"] = time.perf_counter() - t
+    clock.lap("detect")
 
-    t = time.perf_counter()
     rng = np.random.default_rng(ccd_seed(seed, exposure, info.extname))
     chosen = select_sources(x, y_ccd, info.shape, cut_cfg.size, cut_cfg.border_margin, cut_cfg.per_ccd, rng)
     raw = np.empty((len(chosen), cut_cfg.size, cut_cfg.size), np.float32)
@@ -145,10 +160,11 @@ def _process_ccd(
         here = band_of[chosen] == i
         raw[here] = extract_cutouts(band, x[chosen[here]], y_band[chosen[here]], cut_cfg.size)
     cutouts = normalise_cutouts(raw, cut_cfg.clip_percentiles)
-    timings["cutouts"] = time.perf_counter() - t
+    clock.lap("cutouts")
 
     searched = sum(c.stop - c.start for c in cores) / n_rows
-    return _CCDResult(info.extname, False, cutouts, len(x) / searched, measures, structure, timings, notes)
+    return _CCDResult(info.extname, False, cutouts, len(x) / searched, measures, structure, clock.wall, clock.cpu,
+                      notes)
 
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
@@ -224,6 +240,7 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings) -> PreparedExp
             [r.structure for r in live], header_exptime(primary),
         ),
         timings={stage: sum(r.timings[stage] for r in results) for stage in STAGES},
+        cpu_s={stage: sum(r.cpu_s[stage] for r in results) for stage in STAGES},
         notes=[note for r in results for note in r.notes],
     )
     prepared.timings["prepare_wall"] = time.perf_counter() - start

@@ -1,0 +1,66 @@
+"""Pixel reads through cfitsio (tile-compressed HDUs) agree with astropy's, and fail as ExposureError."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from fits_factory import write_exposure
+
+from skyqa.service.pipeline.exposure import ExposureError, describe_exposure, open_exposure, read_ccd, read_rows
+
+
+def _retile(src, dst, tile_rows: int):
+    """The same pixels with RICE tiles of `tile_rows` rows (1 = what fpack writes)."""
+    with fits.open(src) as hdul:
+        hdus = [fits.CompImageHDU(h.data, h.header, compression_type="RICE_1",
+                                  tile_shape=(tile_rows, h.data.shape[1])) for h in hdul[1:]]
+        fits.HDUList([fits.PrimaryHDU(header=hdul[0].header), *hdus]).writeto(dst)
+    return dst
+
+
+@pytest.mark.parametrize("tile_rows", [1, 32])
+@pytest.mark.parametrize("integer", [True, False])
+def test_cfitsio_bands_equal_astropy(tmp_path, tile_rows, integer):
+    plain = write_exposure(tmp_path / "e.fits", n_ccds=3, shape=(96, 40), compress=False, integer=integer,
+                           nan_ccds=() if integer else (1,), nan_pixels=0 if integer else 5,
+                           header={"DATASEC": "[3:38,2:90]"})
+    path = _retile(plain, tmp_path / "e.fits.fz", tile_rows)
+    for info in describe_exposure(path)[1]:
+        (y0, x0), (ny, nx) = info.origin, info.shape
+        with fits.open(path) as hdul:
+            expected = hdul[info.hdu_index].data[y0 : y0 + ny, x0 : x0 + nx].astype(np.float32)
+        with open_exposure(path) as exposure:
+            whole, band, tail = read_rows(exposure, info, [None, slice(10, 43), slice(80, 200)])
+            assert exposure.tiles() is not None  # the cfitsio path was the one taken
+        for got, want in ((whole, expected), (band, expected[10:43]), (tail, expected[80:])):
+            assert got.dtype == np.float32 and got.dtype.isnative and got.flags.c_contiguous
+            np.testing.assert_array_equal(got, want)
+
+
+def test_gzipped_file_is_read_by_astropy(tmp_path):
+    """cfitsio would inflate a whole .fits.gz in memory: those stay with astropy, same pixels."""
+    path = write_exposure(tmp_path / "e.fits", n_ccds=2, shape=(64, 48), compress=False)
+    with path.open("rb") as src, gzip.open(tmp_path / "e.fits.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    info = describe_exposure(path)[1][1]
+    with open_exposure(tmp_path / "e.fits.gz") as exposure:
+        band = read_rows(exposure, info, [slice(5, 20)])[0]
+        assert exposure.tiles() is None
+    np.testing.assert_array_equal(band, read_ccd(path, info)[5:20])
+
+
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
+def test_cut_tile_data_is_unreadable(tmp_path):
+    path = write_exposure(tmp_path / "e.fits.fz", n_ccds=2, shape=(128, 64))
+    info = describe_exposure(path)[1][-1]
+    with fits.open(path, disable_image_compression=True) as hdul:
+        heap_middle = hdul[info.hdu_index].fileinfo()["datLoc"] + hdul[info.hdu_index].fileinfo()["datSpan"] // 2
+    with path.open("r+b") as f:
+        f.truncate(heap_middle)
+    with pytest.raises(ExposureError) as err:
+        read_ccd(path, info, slice(100, 128))
+    assert err.value.reason == "unreadable"
