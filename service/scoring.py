@@ -47,12 +47,17 @@ class BinaryScore:
         return f"n={self.n} accuracy={self.accuracy:.3f} precision={self.precision:.3f} recall={self.recall:.3f}"
 
 
-def binary_score(pairs: Iterable[tuple[Label, Label]], unlabelled_as_error: bool) -> BinaryScore:
-    """`pairs` are (truth, predicted). Unlabelled predictions are skipped, or counted as wrong answers."""
+def binary_score(pairs: Iterable[tuple[Label, Label]], unlabelled_as_error: bool,
+                 unlabelled_not_good: bool = False) -> BinaryScore:
+    """`pairs` are (truth, predicted). Unlabelled predictions are skipped, or counted as wrong answers, or
+    (`unlabelled_not_good`, which takes precedence) counted as verdicts of not Good: what the service does
+    with them, since an unlabelled exposure is flagged for a human and not passed as usable."""
     tp = fp = tn = fn = 0
     for truth, predicted in pairs:
         good = truth is Label.GOOD
-        if predicted is Label.UNLABELLED:
+        if predicted is Label.UNLABELLED and unlabelled_not_good:
+            predicted_good = False
+        elif predicted is Label.UNLABELLED:
             if not unlabelled_as_error:
                 continue
             predicted_good = not good  # the wrong answer, whichever it is
@@ -86,11 +91,13 @@ def score_report(pairs: list[tuple[Label, Label]]) -> str:
     """The block `classify --truth`, `make demo` and `make bench-quality` print."""
     ignored = binary_score(pairs, unlabelled_as_error=False)
     strict = binary_score(pairs, unlabelled_as_error=True)
+    flagged = binary_score(pairs, unlabelled_as_error=False, unlabelled_not_good=True)
     return "\n".join(
         [
             "Good vs bad (positive = Good)",
             f"  unlabelled cells ignored:   {ignored.line()}",
             f"  unlabelled counted wrong:   {strict.line()}",
+            f"  unlabelled as not Good:     {flagged.line()}",
             "Per-class confusion (rows truth, columns verdict)",
             format_confusion(confusion_matrix(pairs)),
         ]

@@ -1,4 +1,5 @@
 """GalSim simulator of MegaCam-like exposures of known quality class (truth in a separate manifest).
 
-Modules: params (truth + class draws), mosaic (detector), psf, sources, sky, exposure, night, truth, cli.
+Modules: params (truth + class draws), mosaic (detector), site (camera + sky: cfht, unseen), psf, sources, sky,
+exposure, night, truth, cli.
 """

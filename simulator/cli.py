@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from skyqa.simulator.site import SITES
+
 
 def _classes(text: str) -> dict[str, float]:
     try:
@@ -19,7 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, required=True, help="number of exposures")
     parser.add_argument("--seed", type=int, required=True, help="night seed (same seed, same pixels)")
     parser.add_argument("--size", default="small",
-                        help="full (36 x 4612x2048), small (36 x 1024x512), tiny (4 x 512x512) or N,NY,NX")
+                        help="full (36 x 4612x2048), small (36 x 1024x512), tiny (4 x 512x512) or N,NY,NX; "
+                             "a named size is the site's camera's (unseen: 24 x 2048x3072, 24 x 512x768, 4 x 384x640)")
+    parser.add_argument("--site", default="cfht", choices=sorted(SITES),
+                        help="camera and sky: cfht (what the shipped models were trained on) or unseen "
+                             "(the unseen-site benchmark: nothing is trained or tuned on it)")
     parser.add_argument("--classes", type=_classes, default=None,
                         help="class weights, e.g. Good=0.5,BT=0.1,RBT=0.1,BSeeing=0.1,BadFocus=0.1,BGP=0.1")
     parser.add_argument("--dead-ccd-rate", type=float, default=0.05, help="fraction of exposures with a dead CCD")
@@ -40,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
     manifest = simulate_night(args.out, n=args.n, seed=args.seed, size=size, classes=args.classes,
                               dead_ccd_rate=args.dead_ccd_rate, compress=not args.no_compress,
                               workers=args.workers, progress=not args.no_progress, every_class=args.every_class,
-                              tile_rows=args.tile_rows)
+                              tile_rows=args.tile_rows, site=args.site)
     print(manifest)
     return 0

@@ -10,31 +10,35 @@ from pathlib import Path
 import numpy as np
 
 from skyqa.simulator.exposure import TILE_ROWS, simulate_exposure
-from skyqa.simulator.params import DEFAULT_CLASSES, Geometry, draw_label, draw_params, expnum_for
+from skyqa.simulator.params import DEFAULT_CLASSES, DEFAULT_SITE, draw_label, draw_params, expnum_for
+from skyqa.simulator.site import get_site
 from skyqa.simulator.truth import MANIFEST, truth_row, write_truth
 
 
-def exposure_seeds(seed: int, n: int) -> list[int]:
-    """Independent per-exposure seeds spawned from the night seed."""
-    return [int(child.generate_state(1, np.uint64)[0]) for child in np.random.SeedSequence(seed).spawn(n)]
+def exposure_seeds(seed: int, n: int, site: str = DEFAULT_SITE) -> list[int]:
+    """Independent per-exposure seeds spawned from the night seed (in the site's seed family)."""
+    root = get_site(site).seed_sequence(seed)
+    return [int(child.generate_state(1, np.uint64)[0]) for child in root.spawn(n)]
 
 
 def simulate_one(out_dir: Path, night_seed: int, index: int, exposure_seed: int,
                  size: str | tuple[int, int, int], classes: dict[str, float] | None,
                  dead_ccd_rate: float, compress: bool, label: str | None = None,
-                 tile_rows: int = TILE_ROWS) -> dict[str, str]:
+                 tile_rows: int = TILE_ROWS, site: str = DEFAULT_SITE) -> dict[str, str]:
     """Render and write exposure `index` of the night (of class `label`, else drawn); returns its truth row."""
-    geometry = Geometry.of(size)
+    where = get_site(site)
+    geometry = where.geometry(size)
     rng = np.random.default_rng(exposure_seed)
     drawn = draw_label(rng, classes)
     params = draw_params(
         label or drawn,
         rng,
-        expnum=expnum_for(night_seed, index),
+        expnum=expnum_for(night_seed, index, where.expnum_base),
         n_ccds=geometry.n_ccds,
         dead_ccd_rate=dead_ccd_rate,
         night_start=datetime(2020, 1, 1, 5, 0, 0) + timedelta(days=night_seed % 1500),
         seed=exposure_seed,
+        site=where,
     )
     name = f"{params.expnum}p.fits" + (".fz" if compress else "")
     tmp = out_dir / f".{name}.part"
@@ -47,19 +51,20 @@ def simulate_one(out_dir: Path, night_seed: int, index: int, exposure_seed: int,
 def simulate_night(out_dir: Path, n: int, seed: int, size: str | tuple[int, int, int] = "small",
                    classes: dict[str, float] | None = None, dead_ccd_rate: float = 0.05,
                    compress: bool = True, workers: int = 1, progress: bool = True,
-                   every_class: bool = False, tile_rows: int = TILE_ROWS) -> Path:
+                   every_class: bool = False, tile_rows: int = TILE_ROWS, site: str = DEFAULT_SITE) -> Path:
     """Write `n` exposures and their truth into `out_dir`; returns the manifest path.
 
     `every_class` makes the first exposures one of each class with a positive weight, so a short
-    demo night is guaranteed to show them all.
+    demo night is guaranteed to show them all. `site` names the camera and sky (skyqa.simulator.site);
+    a named `size` is that camera's.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    Geometry.of(size)  # fail early on a bad size
-    seeds = exposure_seeds(seed, n)
+    get_site(site).geometry(size)  # fail early on a bad site or size
+    seeds = exposure_seeds(seed, n, site)
     forced = sorted(k for k, v in (classes or DEFAULT_CLASSES).items() if v > 0) if every_class else []
     labels = [forced[i] if i < len(forced) else None for i in range(n)]
-    args = [(out_dir, seed, i, s, size, classes, dead_ccd_rate, compress, labels[i], tile_rows)
+    args = [(out_dir, seed, i, s, size, classes, dead_ccd_rate, compress, labels[i], tile_rows, site)
             for i, s in enumerate(seeds)]
     from tqdm import tqdm
 

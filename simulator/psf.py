@@ -13,9 +13,9 @@ import math
 import galsim
 import numpy as np
 
-from skyqa.simulator.params import PIXEL_SCALE, ExposureParams
+from skyqa.simulator.params import ExposureParams
+from skyqa.simulator.site import site_of
 
-OBSCURATION = 0.42  # linear central obscuration of the CFHT prime-focus pupil
 _TRAIL_SAMPLES_PER_PX = 4
 
 
@@ -24,7 +24,7 @@ def galsim_psf(p: ExposureParams) -> galsim.GSObject:
     psf: galsim.GSObject = galsim.Kolmogorov(fwhm=p.seeing_arcsec).shear(g1=p.psf_g1, g2=p.psf_g2)
     if p.defocus > 0:
         outer = p.defocus / 2
-        inner = outer * OBSCURATION
+        inner = outer * site_of(p).camera.obscuration
         area = outer**2 - inner**2
         annulus = galsim.Add(
             [galsim.TopHat(outer, flux=outer**2 / area), galsim.TopHat(inner, flux=-(inner**2) / area)]
@@ -36,9 +36,10 @@ def galsim_psf(p: ExposureParams) -> galsim.GSObject:
 def kernel_radius(p: ExposureParams) -> int:
     """Half-size of the kernel stamp: the core, donut and trail plus wings of the brightest stars
     (mag 12; the 'saturation' subtype's mag 7 stars keep wings above the sky much farther out)."""
-    fwhm_px = p.seeing_arcsec / PIXEL_SCALE
+    scale = site_of(p).camera.pixel_scale
+    fwhm_px = p.seeing_arcsec / scale
     wings = 128.0 if p.subtype == "saturation" else 48.0
-    return int(math.ceil(max(4.0 * fwhm_px, p.defocus / 2 / PIXEL_SCALE + 2.5 * fwhm_px, wings) + p.trail_px / 2))
+    return int(math.ceil(max(4.0 * fwhm_px, p.defocus / 2 / scale + 2.5 * fwhm_px, wings) + p.trail_px / 2))
 
 
 def _trail_kernel(length_px: float, angle_deg: float) -> np.ndarray:
@@ -71,7 +72,7 @@ def draw_kernel(p: ExposureParams) -> np.ndarray:
     odd-sized, centred and normalised to unit sum."""
     radius = kernel_radius(p)
     size = 2 * radius + 1
-    image = galsim_psf(p).drawImage(nx=size, ny=size, scale=PIXEL_SCALE, method="no_pixel")
+    image = galsim_psf(p).drawImage(nx=size, ny=size, scale=site_of(p).camera.pixel_scale, method="no_pixel")
     kernel = image.array.astype(np.float64)
     if p.trail_px > 0.5:
         kernel = _fft_convolve_small(kernel, _trail_kernel(p.trail_px, p.trail_angle_deg))

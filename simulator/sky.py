@@ -1,5 +1,6 @@
-"""Everything that is not a source: sky and its problems (scattered light, fringes), noise, bias and
-amplifier patterns, cosmic rays, and saturation with bleed trails along columns."""
+"""Everything that is not a source: sky and its problems (scattered light, fringes), the natural sky of
+sites that have one (gradients, red-band fringes, vignetting), noise, bias and amplifier patterns,
+cosmic rays, and saturation with bleed trails along columns."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from skyqa.simulator.mosaic import SATURATE, Chip, Mosaic
-from skyqa.simulator.params import PIXEL_SCALE, ExposureParams
-from skyqa.simulator.sources import ZEROPOINT
+from skyqa.simulator.params import ExposureParams
+from skyqa.simulator.site import site_of
+from skyqa.simulator.sources import zeropoint
 
 COSMIC_RATE = 1.8e-7  # hits / pixel / second (exposure plus readout)
 READOUT_S = 30.0
@@ -29,7 +31,7 @@ class Patterns:
 
 def sky_adu(p: ExposureParams) -> float:
     """Mean sky per pixel in ADU."""
-    return p.exptime * 10.0 ** (-0.4 * (p.sky_mag - ZEROPOINT[p.filter])) * PIXEL_SCALE**2
+    return p.exptime * 10.0 ** (-0.4 * (p.sky_mag - zeropoint(p))) * site_of(p).camera.pixel_scale**2
 
 
 def draw_patterns(p: ExposureParams, mosaic: Mosaic, rng: np.random.Generator) -> Patterns:
@@ -67,13 +69,44 @@ def background(p: ExposureParams, chip: Chip, mosaic: Mosaic, pat: Patterns) -> 
                         np.exp(-0.5 * ((x - pat.glow_xy[0]) / pat.glow_width) ** 2))
         img += (p.strength * sky * 0.5 * (ramp + glow)).astype(np.float32)
     elif p.subtype == "fringing":
-        fringe = np.zeros((ny, nx), np.float32)
-        for kx, ky, phase in pat.waves:
-            # cos(kx x + ky y + phase) = cos(kx x) cos(ky y + phase) - sin(kx x) sin(ky y + phase)
-            fringe += np.outer(np.cos(ky * y + phase), np.cos(kx * x))
-            fringe -= np.outer(np.sin(ky * y + phase), np.sin(kx * x))
-        img += (p.strength * sky / math.sqrt(len(pat.waves) / 2)) * fringe
+        img += (p.strength * sky / math.sqrt(len(pat.waves) / 2)) * _fringes(pat, x, y)
+    if p.sky_gradient:
+        img += _natural_gradient(p, x, y, mosaic) * np.float32(sky)
+    if p.fringe:
+        img += (p.fringe * sky / math.sqrt(len(pat.waves) / 2)) * _fringes(pat, x, y)
     return img
+
+
+def _fringes(pat: Patterns, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sum of the exposure's plane waves (unit amplitude each) on one CCD."""
+    fringe = np.zeros((y.size, x.size), np.float32)
+    for kx, ky, phase in pat.waves:
+        # cos(kx x + ky y + phase) = cos(kx x) cos(ky y + phase) - sin(kx x) sin(ky y + phase)
+        fringe += np.outer(np.cos(ky * y + phase), np.cos(kx * x))
+        fringe -= np.outer(np.sin(ky * y + phase), np.sin(kx * x))
+    return fringe
+
+
+def _natural_gradient(p: ExposureParams, x: np.ndarray, y: np.ndarray, mosaic: Mosaic) -> np.ndarray:
+    """Linear sky gradient (moonlight, airglow), `p.sky_gradient` peak to peak over the focal plane, mean 0."""
+    theta = math.radians(p.sky_gradient_angle_deg)
+    cx, cy = math.cos(theta), math.sin(theta)
+    span = mosaic.width * abs(cx) + mosaic.height * abs(cy)
+    centre = (mosaic.width * cx + mosaic.height * cy) / 2
+    return (p.sky_gradient / span) * ((y * cy)[:, None] + (x * cx)[None, :] - centre)
+
+
+def vignetting(chip: Chip, mosaic: Mosaic) -> np.ndarray | None:
+    """Relative throughput of one CCD (1 at the optical axis, 1 - camera.vignetting at the corners),
+    left in the raw frames as it is before flat-fielding; None for a camera without vignetting."""
+    loss = mosaic.camera.vignetting
+    if not loss:
+        return None
+    ny, nx = mosaic.geometry.ny, mosaic.geometry.nx
+    cx, cy = (mosaic.width - 1) / 2, (mosaic.height - 1) / 2
+    dx2 = ((chip.x0 + np.arange(nx) - cx) / cx) ** 2
+    dy2 = ((chip.y0 + np.arange(ny) - cy) / cy) ** 2
+    return (1.0 - loss * (dy2[:, None] + dx2[None, :]) / 2).astype(np.float32)
 
 
 def add_noise(img: np.ndarray, chip: Chip, rng: np.random.Generator) -> None:
@@ -110,8 +143,11 @@ def add_cosmics(img: np.ndarray, p: ExposureParams, rng: np.random.Generator) ->
 
 
 def add_bias(img: np.ndarray, chip: Chip, p: ExposureParams, pat: Patterns, rng: np.random.Generator) -> None:
-    """Bias level; for the BGP 'amplifier' subtype one amplifier of some CCDs is offset and banded."""
+    """Bias level (with the camera's small step between amplifiers); for the BGP 'amplifier' subtype
+    one amplifier of some CCDs is offset and banded."""
     img += np.float32(chip.bias)
+    if chip.amp_step:
+        img[:, img.shape[1] // 2 :] += np.float32(chip.amp_step)
     amp = pat.bad_amps.get(chip.index)
     if p.subtype != "amplifier" or amp is None:
         return
@@ -121,14 +157,14 @@ def add_bias(img: np.ndarray, chip: Chip, p: ExposureParams, pat: Patterns, rng:
     img[:, cols] += np.float32(p.strength) + banding[:, None]
 
 
-def bleed(img: np.ndarray) -> None:
+def bleed(img: np.ndarray, saturate: float = SATURATE) -> None:
     """Charge above full well spills along the column: each saturated run grows by its excess."""
     ny = img.shape[0]
-    for col in np.flatnonzero((img > SATURATE).any(axis=0)):
+    for col in np.flatnonzero((img > saturate).any(axis=0)):
         column = img[:, col]
-        over = column > SATURATE
+        over = column > saturate
         edges = np.flatnonzero(np.diff(np.concatenate([[0], over.astype(np.int8), [0]])))
         for start, stop in zip(edges[::2], edges[1::2], strict=True):
-            excess = float((column[start:stop] - SATURATE).sum())
-            grow = int(math.ceil(excess / SATURATE / 2))
-            column[max(0, start - grow) : min(ny, stop + grow)] = SATURATE
+            excess = float((column[start:stop] - saturate).sum())
+            grow = int(math.ceil(excess / saturate / 2))
+            column[max(0, start - grow) : min(ny, stop + grow)] = saturate

@@ -11,9 +11,10 @@ MANIFEST = "truth.csv"
 COLUMNS = (
     "exposure_id", "file", "label", "subtype", "seeing_arcsec", "trail_px", "trail_angle_deg", "defocus",
     "exptime", "dead_ccds", "seed", "filter", "airmass", "sky_mag", "star_density", "strength", "size",
+    "site", "sky_gradient", "fringe",
 )
 _FLOATS = {"seeing_arcsec", "trail_px", "trail_angle_deg", "defocus", "exptime", "airmass", "sky_mag",
-           "star_density", "strength"}
+           "star_density", "strength", "sky_gradient", "fringe"}
 
 
 def truth_row(p: ExposureParams, file: str, size: str) -> dict[str, str]:

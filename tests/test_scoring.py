@@ -18,6 +18,14 @@ def test_unlabelled_ignored_or_counted_wrong() -> None:
     assert strict.n == 3 and strict.fn == 1 and strict.fp == 1 and strict.tp == 1
 
 
+def test_unlabelled_counted_not_good() -> None:
+    """Flagged for a human: a missed Good (fn) when the truth is Good, a correct rejection (tn) otherwise."""
+    pairs = [(G, U), (B, U), (G, G)]
+    score = binary_score(pairs, unlabelled_as_error=True, unlabelled_not_good=True)
+    assert (score.n, score.tp, score.fn, score.tn, score.fp) == (3, 1, 1, 1, 0)
+    assert score.precision == 1.0 and score.recall == 0.5 and "not Good" in score_report(pairs)
+
+
 def test_confusion_matrix_and_report() -> None:
     pairs = [(G, G), (B, U), (B, Label.RBT)]
     matrix = confusion_matrix(pairs)

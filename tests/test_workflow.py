@@ -106,6 +106,10 @@ def test_end_to_end_retraining(work: Path, capsys, monkeypatch) -> None:
     card = (repo / "desom2" / "2" / "model_card.md").read_text()
     assert "desom1 v1 + desom2 v2" in card and "iterations" in card
     assert json.loads((repo / "desom2" / "2" / "lineage.json").read_text()) == {"desom1_version": "1"}
+    # curate --data derived the background check from the archive's labelled Good exposure; export shipped it
+    calibration = json.loads((repo / "desom2" / "2" / "calibration.json").read_text())
+    assert "labelled Good archive exposures" in calibration["max_background_structure"]["derivation"]
+    assert "## Calibration" in card
 
     capsys.readouterr()
     monkeypatch.setenv("SKYQA_MODELS__REPOSITORY", str(repo))

@@ -57,7 +57,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         help="labelled sample(s) (CSV: exposure_id,label)")
     curate.add_argument("--data", type=Path, help="the dataset DESOM-2 was trained on: members that fail the "
                         "background check (configured as for serving) do not vote")
-    curate.add_argument("--out", type=Path, required=True, help="labels.json to write")
+    curate.add_argument("--out", type=Path, required=True,
+                        help="labels.json to write (with --data, calibration.json is written beside it)")
     curate.add_argument("--previous", type=Path, help="an earlier labels.json whose expert entries are kept")
     curate.add_argument("--edits", type=Path, help="CSV of expert edits (cell,label[,note]) to apply")
     curate.add_argument("--purity", type=float, default=0.6)
@@ -120,20 +121,27 @@ def _run_gallery(args: argparse.Namespace) -> int:
 
 
 def _run_curate(args: argparse.Namespace) -> int:
+    from skyqa.service.calibration import CALIBRATION
     from skyqa.service.labels import LabelMap
     from skyqa.service.scoring import read_truth_labels
-    from skyqa.training.curate import apply_edits, background_flagged, fill_empty, propose, read_cells
+    from skyqa.training.curate import (apply_edits, background_flagged, calibrate, fill_empty, propose,
+                                       read_cells)
     from skyqa.training.dataset import read_manifest
 
     previous = LabelMap.load(args.previous) if args.previous else None
     grid = previous.grid if previous else (20, 20)
     cells = read_cells(args.cells)
+    truth = {eid: label for path in args.truth for eid, label in read_truth_labels(path).items()}
     if args.data:
         metrics = {e.exposure_id: e.metrics for e in read_manifest(args.data)}
-        flagged = background_flagged(metrics, args.settings.background_check)
+        calibration = calibrate(metrics, truth, args.settings.background_check, source=str(args.data))
+        calibration.save(args.out.with_name(CALIBRATION))
+        check = calibration.background_check(args.settings.background_check)
+        flagged = background_flagged(metrics, check)
         cells = {eid: cell for eid, cell in cells.items() if eid not in flagged}
+        print(f"background check from the archive: structure <= {check.max_background_structure}, "
+              f"exptime >= {check.min_exptime_s} s ({args.out.with_name(CALIBRATION)})")
         print(f"{len(flagged)} exposures fail the background check and do not vote")
-    truth = {eid: label for path in args.truth for eid, label in read_truth_labels(path).items()}
     label_map = propose(cells, truth, grid, args.purity, args.min_members, previous)
     if args.fill_empty:
         label_map = fill_empty(label_map, set(cells.values()))

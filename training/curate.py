@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
+from skyqa.service.calibration import Calibration, derive
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig, background_problems
 from skyqa.service.labels import CellLabel, Label, LabelMap
 from skyqa.service.verdict import PhysicalMetrics
@@ -34,6 +35,13 @@ def write_cells(path: Path, cells: Mapping[str, int]) -> None:
 def background_flagged(metrics: Mapping[str, dict], cfg: BackgroundCheckConfig) -> set[str]:
     """Exposure ids (from a dataset manifest's metrics) that the serving-side background check makes BGP."""
     return {eid for eid, m in metrics.items() if background_problems(PhysicalMetrics(**m), cfg)}
+
+
+def calibrate(metrics: Mapping[str, dict], truth: Mapping[str, Label], fallback: BackgroundCheckConfig,
+              source: str) -> Calibration:
+    """The version's background-check limits from the archive: its labelled Good exposures must pass."""
+    good = [PhysicalMetrics(**m) for eid, m in metrics.items() if truth.get(eid) is Label.GOOD]
+    return derive([m.background_structure for m in good], [m.exptime_s for m in good], fallback, source)
 
 
 def propose(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skyqa.service.calibration import CALIBRATION, Calibration, Derived
 from skyqa.service.pipeline.histovector import CellScaler
 from skyqa.service.labels import LabelMap
 from skyqa.service.modelrepo import versions
@@ -47,8 +48,10 @@ def publish(
     scaler: CellScaler,
     labels: LabelMap,
     card: dict,
+    calibration: Calibration | None = None,
 ) -> tuple[str, str]:
-    """Writes desom2/<v2> and, unless the latest one is identical, desom1/<v1>; returns (v1, v2)."""
+    """Writes desom2/<v2> and, unless the latest one is identical, desom1/<v1>; returns (v1, v2).
+    Without a `calibration` the version serves with the settings' background check (skyqa.service.calibration)."""
     same = _same_desom1(repository, desom1_onnx)
     if same is None:
         d1 = _new_version_dir(repository, "desom1")
@@ -60,6 +63,10 @@ def publish(
     shutil.copyfile(desom2_onnx, d2 / "model.onnx")
     scaler.save(d2 / "scaler.json")
     labels.save(d2 / "labels.json")
+    if calibration is not None:
+        calibration.save(d2 / CALIBRATION)
+        card = {**card, "calibration": {name: f"{limit.value} ({limit.derivation})"
+                                        for name, limit in calibration if isinstance(limit, Derived)}}
     (d2 / "lineage.json").write_text(json.dumps({"desom1_version": d1.name}) + "\n")
     card = {
         **card,
@@ -81,7 +88,7 @@ def _cpus() -> int:
 def render_card(card: dict) -> str:
     """A small markdown model card: data, schedule, metrics, time and hardware, for the people who deploy it."""
     lines = [f"# skyqa model card: desom1 v{card['desom1_version']} + desom2 v{card['desom2_version']}", ""]
-    for section in ("data", "training", "metrics"):
+    for section in ("data", "training", "metrics", "calibration"):
         if section in card:
             lines += [f"## {section.capitalize()}", ""]
             lines += [f"- {key}: {value}" for key, value in card[section].items()]
@@ -89,6 +96,7 @@ def render_card(card: dict) -> str:
     lines += ["## Provenance", "", f"- exported: {card['exported_utc']}", f"- hardware: {card['hardware']}", ""]
     lines += ["Labels come from `skyqa curate` (majority vote with a purity threshold over a labelled sample);",
               "entries marked `expert` in labels.json are hand edits and survive re-curation.",
-              "Archive exposures that fail the background check (`Settings.background_check`) do not vote;",
-              "served with this version, the same check makes such exposures BGP.", ""]
+              "Archive exposures that fail the background check do not vote; served with this version, the same",
+              "check makes such exposures BGP. Its limits are this version's calibration.json (derived from the",
+              "archive by `skyqa curate --data`); without that file, `Settings.background_check`.", ""]
     return "\n".join(lines)

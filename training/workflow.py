@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
+from skyqa.service.calibration import CALIBRATION, Calibration
 from skyqa.service.config import Settings
 from skyqa.service.pipeline.histovector import CellScaler, histo_vector, normalise
 from skyqa.service.inference.base import DESOM1, DESOM2, Contract
@@ -127,8 +128,10 @@ def export(desom1: Path, desom2: Path, labels: Path, repository: Path) -> tuple[
         "metrics": {"desom1 final": meta1["final"], "desom2 final": meta2["final"],
                     "desom2 occupied cells": meta2["occupied_cells"]},
     }
+    calibration = labels.with_name(CALIBRATION)  # written by `skyqa curate --data` beside the labels
     return publish(repository, desom1 / "model.onnx", np.load(desom1 / "prototypes.npy"), desom2 / "model.onnx",
-                   CellScaler.load(desom2 / "scaler.json"), label_map, card)
+                   CellScaler.load(desom2 / "scaler.json"), label_map, card,
+                   Calibration.load(calibration) if calibration.exists() else None)
 
 
 def report(settings: Settings, exposures: list[Path], out: Path) -> list[Path]:

@@ -21,6 +21,10 @@ from skyqa.service.verdict import PhysicalMetrics
 
 
 class BackgroundCheckConfig(BaseModel):
+    """The check's limits. The classifier takes them from the loaded model version's calibration.json
+    (skyqa.service.calibration); this settings section is the fallback for versions without one, and
+    what an operator sets here explicitly overrides the version's."""
+
     max_background_structure: float | None = Field(
         1.5, gt=0, description="pixel-noise units; None disables. Flat skies measure ~0.1, problems several")
     min_exptime_s: float | None = Field(10.0, ge=0, description="seconds; None disables")

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import structlog
 
+from skyqa.service.calibration import version_calibration
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
 from skyqa.service.config import Settings
 from skyqa.service.pipeline.histovector import CellScaler, histo_vector, normalise
@@ -21,6 +23,7 @@ from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
 from skyqa.service.verdict import ModelVersions, Verdict
 
 DESOM1_NODES = 25 * 25
+log = structlog.get_logger("skyqa.classify")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class Classifier:
         self.desom1, self.desom2 = models or open_models(settings)
         _, desom2_dir = resolve_version(settings.models.repository, settings.models.desom2, self.desom2.version)
         self.curation = Curation.load(desom2_dir)
+        self.calibration, calibrated = version_calibration(desom2_dir, settings.background_check)
+        if not calibrated:
+            log.warning("model version without calibration: background check from the settings",
+                        desom2_version=self.desom2.version)
+        self.background_check = self.calibration.background_check(settings.background_check)
         lineage = desom2_dir / "lineage.json"
         trained_on = json.loads(lineage.read_text())["desom1_version"] if lineage.exists() else self.desom1.version
         if trained_on != self.desom1.version:
@@ -97,7 +105,7 @@ class Classifier:
             label = self.curation.labels.label_of(index)
             nx = self.curation.labels.grid[0]
             usable, cell, notes = label.usable, (index % nx, index // nx), []
-        problems = background_problems(prepared.metrics, self.settings.background_check)
+        problems = background_problems(prepared.metrics, self.background_check)
         if problems:
             label = apply_background_check(label, problems)
             usable = label.usable

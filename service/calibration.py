@@ -1,0 +1,90 @@
+"""A model version's calibration: the site-dependent numbers a verdict depends on beyond the ONNX files.
+
+A background-structure limit that separates an ordinary sky from scattered light on one camera fires
+on every exposure of another (natural gradients, vignetting, fringes), so such numbers belong to the
+DESOM-2 version trained on that site's archive: `calibration.json` beside `labels.json` and
+`scaler.json`, each number with how it was derived. `skyqa curate` derives it from the archive,
+`skyqa export` ships it, the classifier reads its background-check limits from the loaded version.
+
+Versions published before calibration files existed have none: they fall back, explicitly and with
+a warning, to the `background_check` section of the settings (whose defaults are the values derived
+on the project's simulator). Limits an operator sets explicitly in that section override the version's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from skyqa.service.pipeline.background_check import BackgroundCheckConfig
+
+CALIBRATION = "calibration.json"
+LIMITS = ("max_background_structure", "min_exptime_s")
+
+
+class Derived(BaseModel):
+    """One calibrated number; `value` None disables what it limits."""
+
+    value: float | None
+    derivation: str = Field(description="how the number was obtained, from which data")
+
+
+class Calibration(BaseModel):
+    max_background_structure: Derived
+    min_exptime_s: Derived
+    source: str = Field("", description="the archive (or other origin) the numbers come from")
+
+    def background_check(self, overrides: BackgroundCheckConfig | None = None) -> BackgroundCheckConfig:
+        """The check's limits: this calibration's, except those an operator set explicitly in `overrides`."""
+        limits = {name: getattr(self, name).value for name in LIMITS}
+        if overrides is not None:
+            limits.update({name: getattr(overrides, name) for name in overrides.model_fields_set & set(LIMITS)})
+        return BackgroundCheckConfig(**limits)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self.model_dump_json(indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        return cls.model_validate_json(Path(path).read_text())
+
+    @classmethod
+    def from_settings(cls, cfg: BackgroundCheckConfig, why: str) -> Calibration:
+        return cls(source="settings.background_check",
+                   **{name: Derived(value=getattr(cfg, name), derivation=why) for name in LIMITS})
+
+
+def version_calibration(version_dir: Path, settings_check: BackgroundCheckConfig) -> tuple[Calibration, bool]:
+    """(the version's calibration, True) or, for a version without calibration.json, (the settings' limits, False)."""
+    path = Path(version_dir) / CALIBRATION
+    if path.exists():
+        return Calibration.load(path), True
+    return Calibration.from_settings(settings_check, f"fallback: {version_dir} has no {CALIBRATION}"), False
+
+
+def derive(structures_good: Iterable[float], exptimes_good: Iterable[float], fallback: BackgroundCheckConfig,
+           source: str, structure_margin: float = 1.2, exptime_margin: float = 0.5) -> Calibration:
+    """Limits from the archive's labelled Good exposures: none of them may fail the check.
+
+    The background-structure limit is `structure_margin` x the largest structure a labelled Good exposure
+    shows, the shortest usable exposure `exptime_margin` x the shortest labelled Good one. Without labelled
+    Good exposures (with metrics) a limit keeps the settings' value and says so.
+    """
+    structures = sorted(float(s) for s in structures_good if s is not None)
+    exptimes = sorted(float(t) for t in exptimes_good if t is not None)
+    kept = "settings.background_check value: no labelled Good archive exposure with this metric"
+    return Calibration(
+        source=source,
+        max_background_structure=Derived(
+            value=round(structure_margin * structures[-1], 3),
+            derivation=f"{structure_margin:g} x the largest background structure ({structures[-1]:.3f}) among "
+                       f"{len(structures)} labelled Good archive exposures",
+        ) if structures else Derived(value=fallback.max_background_structure, derivation=kept),
+        min_exptime_s=Derived(
+            value=round(exptime_margin * exptimes[0], 2),
+            derivation=f"{exptime_margin:g} x the shortest exposure time ({exptimes[0]:g} s) among "
+                       f"{len(exptimes)} labelled Good archive exposures",
+        ) if exptimes else Derived(value=fallback.min_exptime_s, derivation=kept),
+    )

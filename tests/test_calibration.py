@@ -1,0 +1,80 @@
+"""skyqa.service.calibration: the background check's limits belong to the model version, derived from its archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skyqa import shipped_models
+from skyqa.service.calibration import CALIBRATION, Calibration, Derived, derive, version_calibration
+from skyqa.service.config import load_settings
+from skyqa.service.labels import Label
+from skyqa.service.modelrepo import versions
+from skyqa.service.pipeline.background_check import BackgroundCheckConfig
+from skyqa.service.pipeline.classify import Classifier
+from skyqa.training.curate import calibrate
+from tests.fits_factory import write_exposure
+from tests.model_repo_factory import write_repository
+
+
+def _calibration(structure: float | None, exptime: float | None) -> Calibration:
+    return Calibration(source="test archive", max_background_structure=Derived(value=structure, derivation="test"),
+                       min_exptime_s=Derived(value=exptime, derivation="test"))
+
+
+def test_every_shipped_version_carries_its_simulator_derived_calibration() -> None:
+    repo = shipped_models()
+    found = versions(repo, "desom2")
+    assert found
+    for version in found:
+        calibration, calibrated = version_calibration(repo / "desom2" / str(version), BackgroundCheckConfig())
+        assert calibrated
+        assert calibration.max_background_structure.value == 1.5 and calibration.min_exptime_s.value == 10.0
+        assert "simulator-derived" in calibration.max_background_structure.derivation
+
+
+def test_version_without_file_falls_back_to_the_settings(tmp_path: Path) -> None:
+    settings_check = BackgroundCheckConfig(max_background_structure=2.5)
+    calibration, calibrated = version_calibration(tmp_path, settings_check)
+    assert not calibrated and calibration.source == "settings.background_check"
+    assert calibration.background_check() == settings_check
+    assert "has no calibration.json" in calibration.min_exptime_s.derivation
+
+
+def test_operator_overrides_only_what_they_set() -> None:
+    calibration = _calibration(4.0, 30.0)
+    assert calibration.background_check(BackgroundCheckConfig()) == BackgroundCheckConfig(
+        max_background_structure=4.0, min_exptime_s=30.0)  # defaults are not an operator's choice
+    off = calibration.background_check(BackgroundCheckConfig(max_background_structure=None))
+    assert off.max_background_structure is None and off.min_exptime_s == 30.0
+
+
+def test_limits_derived_from_the_archives_labelled_good_exposures() -> None:
+    metrics = {"g1": {"background_structure": 1.0, "exptime_s": 80.0},
+               "g2": {"background_structure": 3.0, "exptime_s": 200.0},
+               "bgp": {"background_structure": 20.0, "exptime_s": 2.0},
+               "unlabelled": {"background_structure": 50.0, "exptime_s": 1.0}}
+    truth = {"g1": Label.GOOD, "g2": Label.GOOD, "bgp": Label.BGP}
+    calibration = calibrate(metrics, truth, BackgroundCheckConfig(), source="archive")
+    assert calibration.max_background_structure.value == pytest.approx(3.6)  # 1.2 x the worst Good sky
+    assert calibration.min_exptime_s.value == pytest.approx(40.0)  # half the shortest Good exposure
+    assert "2 labelled Good" in calibration.max_background_structure.derivation
+    nothing = derive([], [], BackgroundCheckConfig(max_background_structure=1.5, min_exptime_s=10.0), "archive")
+    assert (nothing.max_background_structure.value, nothing.min_exptime_s.value) == (1.5, 10.0)
+    assert "no labelled Good" in nothing.min_exptime_s.derivation
+
+
+def test_the_classifier_reads_its_limits_from_the_loaded_version(tmp_path: Path) -> None:
+    settings = load_settings(workers=1)
+    settings.models.repository = write_repository(tmp_path / "models")
+    exposure = write_exposure(tmp_path / "clean.fits.fz", n_ccds=2, shape=(512, 256), seed=5,
+                              primary_header={"EXPTIME": 120.0})
+    fallback = Classifier(settings).classify(exposure)
+    assert not any("background check" in n for n in fallback.notes)  # the settings' limits: a clean exposure
+
+    _calibration(structure=1e-3, exptime=300.0).save(settings.models.repository / "desom2" / "1" / CALIBRATION)
+    strict = Classifier(settings).classify(exposure)
+    notes = [n for n in strict.notes if n.startswith("background check")]
+    assert len(notes) == 2 and "> 0.001" in notes[0] and "< 300 s" in notes[1]
+    assert strict.usable is False
