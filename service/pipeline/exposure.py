@@ -14,6 +14,7 @@ import math
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,17 +63,23 @@ class CCDInfo:
     origin: tuple[int, int] = (0, 0)  # (row, col) of the data section's first pixel in the HDU array
 
 
+def _number(header: fits.Header, key: str, default: float | None = None) -> float | None:
+    """A numeric card as float; `default` when missing, and also when not a finite number (PIXSCAL = 'x')."""
+    value = header.get(key, default)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else default
+
+
 def header_pixel_scale(header: fits.Header) -> float | None:
-    """Arcsec per pixel from PIXSCAL(1) or the CD/CDELT matrix; None when the header has neither."""
+    """Arcsec per pixel from PIXSCAL(1) or the CD/CDELT matrix; None when the header has none (usable)."""
     for key in ("PIXSCAL", "PIXSCAL1"):
-        if key in header:
-            return abs(float(header[key]))
-    if "CD1_1" in header:
-        det = header["CD1_1"] * header.get("CD2_2", 0.0) - header.get("CD1_2", 0.0) * header.get("CD2_1", 0.0)
+        if (scale := _number(header, key)) is not None:
+            return abs(scale)
+    if (cd11 := _number(header, "CD1_1")) is not None:
+        det = cd11 * _number(header, "CD2_2", 0.0) - _number(header, "CD1_2", 0.0) * _number(header, "CD2_1", 0.0)
         if det:
             return float(np.sqrt(abs(det)) * 3600.0)
-    if "CDELT1" in header:
-        return abs(float(header["CDELT1"])) * 3600.0
+    if (cdelt := _number(header, "CDELT1")) is not None:
+        return abs(cdelt) * 3600.0
     return None
 
 
@@ -117,23 +124,15 @@ def _ccd_info(index: int, hdu: object) -> CCDInfo | None:
     if header.get(f"{z}NAXIS", 0) != 2 or min(shape) <= 0:
         return None
     origin, shape = data_section(header, shape)
+    saturate = _number(header, "SATURATE", DEFAULT_SATURATE)  # 'abc' or -5 is a broken card, not a level
     return CCDInfo(
         hdu_index=index,
         extname=str(header.get("EXTNAME", f"hdu{index:02d}")).strip(),
         shape=shape,
         origin=origin,
-        saturate=_positive_float(header.get("SATURATE"), DEFAULT_SATURATE),
+        saturate=saturate if saturate > 0 else DEFAULT_SATURATE,
         pixel_scale=header_pixel_scale(header),
     )
-
-
-def _positive_float(value: object, default: float) -> float:
-    """A header number that must be finite and > 0 (SATURATE = 'abc' or -1 is a broken card, not a level)."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-    return number if math.isfinite(number) and number > 0 else default
 
 
 def _check_path(path: Path) -> None:
@@ -146,7 +145,7 @@ def _check_path(path: Path) -> None:
         try:
             with gzip.open(path, "rb") as f:
                 head = f.read(len(_FITS_MAGIC))
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise ExposureError("not_fits", f"{path}: broken gzip stream: {exc}") from None
     if head != _FITS_MAGIC:
         raise ExposureError("not_fits", f"{path}: does not start with a FITS SIMPLE card")
@@ -155,6 +154,20 @@ def _check_path(path: Path) -> None:
 def _is_gzip(path: Path) -> bool:
     with path.open("rb") as f:
         return f.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
+
+
+def _inflated_size(path: Path, enough: int) -> int:
+    """Size of the gzip stream's content, counted up to just past `enough` bytes in 1 MiB reads (memory stays
+    flat, a bomb of trailing zeros is not inflated further). A cut stream raises `truncated`: astropy would
+    read the missing pixels as zeros without a word."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while total <= enough and (chunk := f.read(1 << 20)):
+                total += len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ExposureError("truncated", f"{path}: gzip stream cut or corrupt after {total} bytes: {exc}") from None
+    return total
 
 
 def _check_budgets(path: Path, ccds: list[CCDInfo], budgets: Budgets) -> None:
@@ -195,22 +208,27 @@ def describe_exposure(path: str | os.PathLike, budgets: Budgets | None = None) -
         raise ExposureError("truncated", f"{path}: {exc}") from exc
     except Exception as exc:  # astropy raises assorted types on corrupt headers
         raise ExposureError("unreadable", f"{path}: {type(exc).__name__}: {exc}") from exc
-    bad_header = any("Error validating header" in str(w.message) for w in caught)
-    # Inside gzip the decompressed size is unknown without inflating it all: a cut stream fails at read time.
-    size = None if _is_gzip(path) else path.stat().st_size
-    if bad_header or (size is not None and last["datLoc"] + last["datSpan"] > size):
-        raise ExposureError("truncated", f"{path}: file ends ({size} bytes) before its last HDU does")
+    end = last["datLoc"] + last["datSpan"]
+    if any("Error validating header" in str(w.message) for w in caught):
+        raise ExposureError("truncated", f"{path}: ends inside a header")
+    _check_budgets(path, ccds, budgets)  # before inflating a gzip stream to check its size
+    size = _inflated_size(path, end) if _is_gzip(path) else path.stat().st_size
+    if end > size:
+        raise ExposureError("truncated", f"{path}: file ends ({size} bytes) before its last HDU does ({end})")
     if not ccds:
         raise ExposureError("no_ccd_hdus", f"{path}: no 2-D image HDU with data")
-    _check_budgets(path, ccds, budgets)
     return primary, ccds
 
 
 def exposure_id(path: str | os.PathLike, primary_header: fits.Header) -> str:
     """EXPNUM from the primary header, else the file name without its FITS suffix; raises ExposureError
     `invalid_exposure_id` when that is not a valid id (skyqa.service.pipeline.ids: it names files)."""
-    if "EXPNUM" in primary_header and str(primary_header["EXPNUM"]).strip():
-        raw = str(primary_header["EXPNUM"])
+    try:
+        expnum = str(primary_header.get("EXPNUM", "")).strip()
+    except Exception as err:  # an unparsable card (astropy VerifyError), e.g. a NUL inside the value
+        raise ExposureError("invalid_exposure_id", f"{path}: EXPNUM card unparsable: {err}") from None
+    if expnum:
+        raw = expnum
     else:
         raw = name = Path(path).name
         for suffix in _EXPOSURE_SUFFIXES:
