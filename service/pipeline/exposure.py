@@ -118,6 +118,9 @@ def _ccd_info(index: int, hdu: object) -> CCDInfo | None:
     """CCDInfo for a 2-D image HDU with data (compressed or not), None for anything else."""
     header = hdu.header
     z = "Z" if _is_compressed(header) else ""  # compressed images keep their image axes in ZNAXISn
+    axes = [f"{z}NAXIS", f"{z}NAXIS1", f"{z}NAXIS2"]
+    if any(header.count(key) > 1 for key in axes if key in header):  # which one would the data follow?
+        raise ExposureError("unreadable", f"HDU {index}: {'/'.join(axes)} given more than once")
     if not z and not isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)):
         return None
     shape = (int(header.get(f"{z}NAXIS2", 0)), int(header.get(f"{z}NAXIS1", 0)))
