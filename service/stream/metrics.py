@@ -23,6 +23,8 @@ PROCESSING_ERRORS = Counter(
     "Unexpected exceptions while processing an exposure's file: 'retried', or 'dead_lettered' as processing_error",
     ["outcome"],
 )
+for _outcome in ("retried", "dead_lettered"):  # series exist at 0 from the start: increase() sees the first one
+    PROCESSING_ERRORS.labels(outcome=_outcome)
 DEAD_LETTERS = Counter("skyqa_dead_letters_total", "Events sent to the dead-letter topic, by reason", ["reason"])
 STAGE_SECONDS = Histogram(
     "skyqa_stage_duration_seconds", "Wall time of one pipeline stage for one exposure", ["stage"], buckets=LATENCY_BUCKETS
