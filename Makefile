@@ -8,7 +8,7 @@ OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train demo-stack clean
+.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train bench-soak demo-stack clean
 
 env: $(VENV)/.installed
 
@@ -32,7 +32,7 @@ test: env system-deps
 models: env
 	bash scripts/make_models.sh
 
-bench: bench-quality bench-speed bench-train bench-stream
+bench: bench-quality bench-speed bench-train bench-stream bench-soak
 
 bench-quality: env
 	$(PY) bench/quality.py --out $(OUT)/bench-quality
@@ -46,6 +46,10 @@ bench-stream: env system-deps
 
 bench-train: env
 	$(PY) bench/train.py
+
+# 200 small exposures through one directory daemon: RSS at start, half-way and end (memory stays bounded).
+bench-soak: env
+	$(PY) bench/soak.py --out $(OUT)/bench-soak --exposures 200
 
 demo-stack: env system-deps
 	bash scripts/demo_stack.sh $(OUT)/demo-stack

@@ -130,3 +130,16 @@ def test_safe_join_never_leaves_its_directory(tmp_path: Path, name: str) -> None
 
 def test_safe_join_plain_names(tmp_path: Path) -> None:
     assert safe_join(tmp_path, "a b.fits.reason.json") == tmp_path / "a b.fits.reason.json"
+
+
+def test_dir_source_ledger_survives_hostile_file_names(tmp_path: Path) -> None:
+    watch = tmp_path / "incoming"
+    watch.mkdir()
+    names = ["tab\there.fits", "new\nline.fits", "per%09cent.fits", "sep\u2028ara.fits"]
+    for name in names:
+        (watch / name).write_bytes(FITS)
+    state = DirState(watch)
+    for i, name in enumerate(names):
+        state.record(name, f"e{i}")
+    assert state.processed() == set(names)
+    assert len(state.ledger.read_text().splitlines()) == len(names)

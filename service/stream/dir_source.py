@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import threading
 import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import structlog
 from astropy.io import fits
@@ -32,6 +33,8 @@ from skyqa.service.stream.outcome import Message, Origin, Outcome
 from skyqa.service.stream.steps import Step
 
 PATTERN = "*.fits*"
+# A file name is free text: the few characters that would break a ledger line (or its escaping) are %-encoded.
+_LEDGER_ESCAPES = re.compile(r"[%\t\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 INSTRUMENT = "watched-directory"
 log = structlog.get_logger("skyqa.stream")
 
@@ -50,11 +53,11 @@ class DirState:
     def processed(self) -> set[str]:
         if not self.ledger.exists():
             return set()
-        return {line.split("\t", 1)[0] for line in self.ledger.read_text().splitlines() if line}
+        return {unquote(line.split("\t", 1)[0]) for line in self.ledger.read_text().splitlines() if line}
 
     def record(self, name: str, exposure: str) -> None:
         with self.ledger.open("a") as f:
-            f.write(f"{name}\t{exposure}\n")
+            f.write(f"{_LEDGER_ESCAPES.sub(lambda m: quote(m.group()), name)}\t{exposure}\n")
             f.flush()
             os.fsync(f.fileno())
 
