@@ -3,7 +3,7 @@
 Simulates --distinct small exposures, drops --exposures copies of them (distinct file names) into a watched
 directory and samples the daemon's resident set size (VmRSS) while it classifies them with local inference
 and one worker (so the one process holds everything). Prints RSS after the first verdict (start: models
-loaded, pools and caches warm), after half and at the end; growth beyond noise would be a leak.
+loaded), after 10/25/50/75% and at the end; growth beyond noise once warm would be a leak.
 
     python bench/soak.py --out out/bench-soak [--exposures 200] [--distinct 20]
 """
@@ -87,19 +87,21 @@ def main() -> int:
         log.close()
     cpu = os.times()
     warm = [s for s in samples if s[1] >= 1]
-    half = next(s for s in warm if s[1] >= args.exposures // 2)
+    at = {f"{q}%": round(next(s for s in warm if s[1] >= args.exposures * q / 100)[2], 1) for q in (10, 25, 50, 75)}
     result = {
         "exposures": args.exposures, "distinct": args.distinct, "size": args.size,
-        "rss_mib_start": round(warm[0][2], 1), "rss_mib_half": round(half[2], 1), "rss_mib_end": round(warm[-1][2], 1),
+        "rss_mib_start": round(warm[0][2], 1), "rss_mib_at": at, "rss_mib_end": round(warm[-1][2], 1),
         "rss_mib_max": round(max(s[2] for s in warm), 1), "wall_s": round(elapsed, 1),
+        "samples": [(round(t, 1), n, round(r, 1)) for t, n, r in samples],
         "daemon_cpu_s": round((cpu.children_user + cpu.children_system)
                               - (cpu_start.children_user + cpu_start.children_system), 1),
         "rejected": len(list((watch / "rejected").glob("*.reason.json"))),
     }
     (out / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"soak: {args.exposures} exposures in {result['wall_s']} s (daemon CPU {result['daemon_cpu_s']} s); RSS MiB "
-          f"start {result['rss_mib_start']} (after exposure {warm[0][1]}), half {result['rss_mib_half']}, "
-          f"end {result['rss_mib_end']}, max {result['rss_mib_max']}; rejected {result['rejected']}")
+          f"start {result['rss_mib_start']} (after exposure {warm[0][1]}), "
+          + ", ".join(f"{q} {rss}" for q, rss in at.items())
+          + f", end {result['rss_mib_end']}, max {result['rss_mib_max']}; rejected {result['rejected']}")
     return 0
 
 

@@ -176,3 +176,4 @@ def test_kafka_daemon_turns_each_event_into_one_verdict_or_dead_letter(
     assert Counter(v.exposure_id for v in verdicts) == Counter(good)
     assert Counter(dl.source.offset for dl in letters) == Counter(list(reasons))
     assert {dl.source.offset: dl.reason for dl in letters} == reasons
+    assert not any((tmp_path / "spool").rglob("*")), "file:// events are read in place: nothing spooled"
