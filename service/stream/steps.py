@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import structlog
-
 from tritonclient.utils import InferenceServerException
 
 from skyqa.service.inference.triton import TritonUnavailableError
