@@ -99,6 +99,16 @@ def _mixed_sizes(path: Path) -> None:
                   fits.ImageHDU(_noise(rng, (1, 4000)), name="sliver")]).writeto(path)
 
 
+def _inf_sprinkles(path: Path) -> None:
+    """A real exposure with +inf, -inf and NaN pixels sprinkled over every CCD."""
+    _exposure(path, expnum=7003)
+    rng = np.random.default_rng(8)
+    with fits.open(path, mode="update") as hdul:
+        for hdu in hdul[1:]:
+            flat = hdu.data.reshape(-1)
+            flat[rng.choice(flat.size, 90, replace=False)] = np.repeat([np.inf, -np.inf, np.nan], 30)
+
+
 def _nul_expnum(path: Path) -> None:
     _exposure(path, expnum=12345)
     _patch(path, b"EXPNUM", b"'ab\0cd'")
@@ -122,7 +132,7 @@ KINDS: list[tuple[str, Callable[[Path], None], str]] = [
     ("constant.fits", lambda p: _hdus(p, *(fits.ImageHDU(np.full(SHAPE, 812.0, np.float32)) for _ in range(2))),
      "no_usable_ccd"),
     ("all_saturated.fits", lambda p: _hdus(p, fits.ImageHDU(np.full(SHAPE, 65535, np.uint16))), "no_usable_ccd"),
-    ("inf_sprinkles.fits", lambda p: _exposure(p, nan_pixels=50, expnum=7003), VERDICT),
+    ("inf_sprinkles.fits", _inf_sprinkles, VERDICT),
     ("float64.fits", lambda p: _hdus(p, fits.ImageHDU(_noise(np.random.default_rng(5), dtype=np.float64)),
                                      primary=fits.PrimaryHDU(header=fits.Header({"EXPNUM": 7004}))), VERDICT),
     ("pure_noise.fits", lambda p: _exposure(p, stars=None, expnum=7005), VERDICT),
