@@ -8,7 +8,7 @@ OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train bench-search demo-stack image clean
+.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train bench-search bench-soak demo-stack image clean
 
 env: $(VENV)/.installed
 
@@ -32,7 +32,7 @@ test: env system-deps
 models: env
 	bash scripts/make_models.sh
 
-bench: bench-quality bench-speed bench-train bench-stream
+bench: bench-quality bench-speed bench-train bench-stream bench-soak
 
 bench-quality: env
 	$(PY) bench/quality.py --out $(OUT)/bench-quality
@@ -56,6 +56,10 @@ bench-search: env system-deps
 	test -s $(SEARCH_NIGHT).jsonl || { $(SKYQA) simulate --out $(SEARCH_NIGHT) --n 120 --seed 7 --size small --workers 2 --every-class \
 		&& $(SKYQA) classify $(SEARCH_NIGHT) --json > $(SEARCH_NIGHT).jsonl.tmp && mv $(SEARCH_NIGHT).jsonl.tmp $(SEARCH_NIGHT).jsonl; }
 	$(PY) bench/search.py --verdicts $(SEARCH_NIGHT).jsonl --truth $(SEARCH_NIGHT)/truth.csv
+
+# 200 small exposures through one directory daemon: RSS at start, half-way and end (memory stays bounded).
+bench-soak: env
+	$(PY) bench/soak.py --out $(OUT)/bench-soak --exposures 200
 
 demo-stack: env system-deps
 	bash scripts/demo_stack.sh $(OUT)/demo-stack

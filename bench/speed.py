@@ -232,7 +232,7 @@ def _sextract_ccd(path: Path, info: CCDInfo, exposure: str, seed: int, cut: Cuto
 
     timings = {}
     t = time.perf_counter()
-    image, catalog = tmp / f"{info.extname}.fits", tmp / f"{info.extname}.ldac"
+    image, catalog = tmp / f"hdu{info.hdu_index}.fits", tmp / f"hdu{info.hdu_index}.ldac"  # EXTNAME is data
     with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:  # memmap refuses scaled uint16
         hdu = hdul[info.hdu_index]
         data = hdu.data  # uint16, decompressed in full

@@ -3,6 +3,8 @@
 #   kafka.sh fetch                 resolve the broker's jars from Maven Central into .cache/kafka/libs (idempotent)
 #   kafka.sh start DATA_DIR PORT   format DATA_DIR (first time), start the broker on 127.0.0.1:PORT, wait until it serves metadata
 #   kafka.sh stop DATA_DIR         stop the broker started on DATA_DIR (no-op when none runs)
+#   kafka.sh cluster-id [N]        print N (default 1) fresh cluster ids, one a line
+# KAFKA_CLUSTER_ID pins the id a new DATA_DIR is formatted with (default: a fresh one).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/scripts/lib.sh"
@@ -81,7 +83,17 @@ logger.apache.level=WARN
 EOF
 }
 
-cluster_id() { "$PY" -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'; }
+# A random 16-byte id in base64url, as `kafka-storage random-uuid` prints it and, like Kafka's Uuid.randomUuid(),
+# never starting with '-' (one raw id in 64 would): such an id reads as an option on a command line.
+cluster_id() {
+  "$PY" - "${1:-1}" <<'EOF'
+import base64, sys, uuid
+for _ in range(int(sys.argv[1])):
+    while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    print(cid)
+EOF
+}
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -110,7 +122,7 @@ start() {
   local java=(java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true
               "-Dlog4j2.configurationFile=$data/log4j2.properties" -cp "$LIBS/*")
   if [[ ! -f "$data/logs/meta.properties" ]]; then
-    "${java[@]}" "$(storage_tool)" format --standalone -t "$(cluster_id)" \
+    "${java[@]}" "$(storage_tool)" format --standalone "--cluster-id=${KAFKA_CLUSTER_ID:-$(cluster_id)}" \
       -c "$data/server.properties" >"$data/format.log" 2>&1 || { cat "$data/format.log" >&2; die "storage format failed"; }
   fi
   nohup "${java[@]}" kafka.Kafka "$data/server.properties" >"$data/stdout.log" 2>&1 </dev/null &
@@ -133,5 +145,6 @@ case "${1:-}" in
   fetch) fetch ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) die "usage: kafka.sh fetch | start DATA_DIR PORT | stop DATA_DIR" ;;
+  cluster-id) shift; cluster_id "$@" ;;
+  *) die "usage: kafka.sh fetch | start DATA_DIR PORT | stop DATA_DIR | cluster-id [N]" ;;
 esac

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from skyqa import shipped_models
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig
+from skyqa.service.pipeline.budgets import Budgets
 
 CONFIG_ENV = "SKYQA_CONFIG"
 DATA_DIR = Path(os.environ.get("SKYQA_DATA_DIR", Path.home() / ".local" / "share" / "skyqa"))
@@ -95,6 +96,9 @@ class ServeConfig(BaseModel):
     source: Literal["kafka", "dir"] = "kafka"
     watch_dir: Path = Path("incoming")
     watch_interval_s: float = 2.0
+    # An unexpected exception while processing one event's file is retried this many times in all, then the
+    # event is dead-lettered as processing_error (a dependency being down is retried without limit).
+    max_processing_attempts: int = Field(3, ge=1)
     http_host: str = "0.0.0.0"
     http_port: int = 8080
 
@@ -123,6 +127,7 @@ class Settings(BaseSettings):
     detection: DetectionConfig = DetectionConfig()
     cutouts: CutoutConfig = CutoutConfig()
     background_check: BackgroundCheckConfig = BackgroundCheckConfig()
+    limits: Budgets = Budgets()
     models: ModelsConfig = ModelsConfig()
     inference: InferenceConfig = InferenceConfig()
     kafka: KafkaConfig = KafkaConfig()

@@ -62,6 +62,8 @@ class Verdict(BaseModel):
     cutouts: int
     ccds: int = Field(description="CCD image HDUs in the file")
     dead_ccds: list[str]
+    skipped_ccds: dict[str, str] = Field(default_factory=dict,
+                                         description="CCDs not searched (EXTNAME -> why), e.g. smaller than a cutout")
     timings_s: dict[str, float] = Field(description="wall time per stage, seconds")
     models: ModelVersions
     notes: list[str] = Field(default_factory=list, description="why a verdict is degraded, e.g. no sources")

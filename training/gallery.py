@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from skyqa.service.pipeline.exposure import ExposureError, describe_exposure, fill_nans, read_ccd
+from skyqa.service.pipeline.ids import safe_join
 from skyqa.service.labels import Label, LabelMap
 from skyqa.training import report as pictures
 from skyqa.training.curate import read_cells
@@ -60,11 +61,11 @@ def _thumbnails(data: Path, entries: Iterable[Entry], out: Path) -> None:
                 stem = _name(entry.exposure_id)
                 if entry.stop > entry.start:  # an exposure without sources has no cutouts to show
                     picks = np.linspace(entry.start, entry.stop - 1, min(MOSAIC, entry.stop - entry.start))
-                    pictures.cutout_mosaic(cutouts[picks.astype(int)], out / f"{stem}_cutouts.png")
+                    pictures.cutout_mosaic(cutouts[picks.astype(int)], safe_join(out, f"{stem}_cutouts.png"))
                 try:
                     _, ccds = describe_exposure(entry.file)
                     ccd = ccds[len(ccds) // 2]  # a central CCD: background patterns show best away from the edge
-                    pictures.ccd_preview(fill_nans(read_ccd(entry.file, ccd)), out / f"{stem}_ccd.png")
+                    pictures.ccd_preview(fill_nans(read_ccd(entry.file, ccd)), safe_join(out, f"{stem}_ccd.png"))
                 except ExposureError as error:  # file moved or unreadable since the dataset was built
                     tqdm.write(f"gallery: no CCD preview for {entry.exposure_id}: {error}")
                 bar.update()

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from skyqa.service.calibration import CALIBRATION, Calibration
 from skyqa.service.config import Settings
 from skyqa.service.pipeline.histovector import CellScaler, histo_vector, normalise
+from skyqa.service.pipeline.ids import safe_join
 from skyqa.service.inference.base import DESOM1, DESOM2, Contract
 from skyqa.service.inference.local import LocalSomModel
 from skyqa.service.labels import LabelMap
@@ -151,6 +152,6 @@ def report(settings: Settings, exposures: list[Path], out: Path) -> list[Path]:
             verdict = classifier.classify(path)
             title = f"{verdict.exposure_id}: {verdict.label.value} (cell {verdict.cell})"
             paths.append(pictures.density_map(np.array(verdict.histovector), (25, 25), title,
-                                              out / f"density_{verdict.exposure_id}.png"))
+                                              safe_join(out, f"density_{verdict.exposure_id}.png")))
         classifier.close()
     return paths

@@ -124,6 +124,7 @@ class Classifier:
             cutouts=len(prepared.cutouts),
             ccds=prepared.n_ccds,
             dead_ccds=prepared.dead_ccds,
+            skipped_ccds=prepared.skipped_ccds,
             timings_s={k: round(v, 4) for k, v in timings.items()},
             models=self.versions,
             notes=notes,

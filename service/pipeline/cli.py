@@ -1,4 +1,10 @@
-"""`skyqa classify PATH...`: verdicts for exposure files (or directories of them), in process by default."""
+"""`skyqa classify PATH...`: verdicts for exposure files (or directories of them), in process by default.
+
+A file that cannot be classified gets one line on stderr, `skyqa classify: REASON: DETAIL` (REASON as in
+skyqa.service.pipeline.exposure.REASONS, or processing_error for an unforeseen failure), never a traceback,
+and the other files are still classified. Exit status: 0 every file has a verdict, 1 some file has none,
+2 no exposure file was found.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-FITS_SUFFIXES = (".fits", ".fits.fz", ".fz", ".fit")
+FITS_SUFFIXES = (".fits", ".fits.fz", ".fz", ".fit", ".fits.gz", ".fit.gz")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +33,11 @@ def expand(paths: list[Path]) -> list[Path]:
         else:
             files.append(path)
     return files
+
+
+def one_line(text: str) -> str:
+    """Messages quoting a hostile header or an astropy error can hold newlines and NULs: keep one line."""
+    return " ".join(text.replace("\0", " ").split())
 
 
 def table_row(verdict) -> str:  # noqa: ANN001 - skyqa.service.verdict.Verdict
@@ -76,9 +87,14 @@ def run(args: argparse.Namespace) -> int:
         for path in files:
             try:
                 verdict = classifier.classify(path)
-            except ExposureError as error:
+            except ExposureError as error:  # its message names the file
                 failures += 1
-                print(f"skyqa classify: {path}: {error.reason}: {error}", file=sys.stderr)
+                print(one_line(f"skyqa classify: {error}"), file=sys.stderr)
+                continue
+            except Exception as error:  # a bug or an unforeseen file: say so on one line, go on with the next file
+                failures += 1
+                print(one_line(f"skyqa classify: processing_error: {path}: {type(error).__name__}: {error}"),
+                      file=sys.stderr)
                 continue
             print(verdict.model_dump_json() if args.json else table_row(verdict), flush=True)
             if archive is not None:

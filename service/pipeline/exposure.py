@@ -9,9 +9,12 @@ astropy/OS error, so callers can route bad files (dead-letter) without parsing m
 
 from __future__ import annotations
 
+import gzip
+import math
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,14 +23,18 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from skyqa.service.pipeline.tile_reader import cfitsio_readable, open_fits, read_band
+from skyqa.service.pipeline.budgets import Budgets
+from skyqa.service.pipeline.ids import InvalidId, normalise_exposure_id
+from skyqa.service.pipeline.tile_reader import open_fits, read_band
 
 DEFAULT_SATURATE = 65535.0
 _FITS_MAGIC = b"SIMPLE  ="
-_EXPOSURE_SUFFIXES = (".fits.fz", ".fits", ".fz")
+_GZIP_MAGIC = b"\x1f\x8b"  # a gzip-wrapped FITS file (.fits.gz), whatever its name; astropy reads it as such
+_EXPOSURE_SUFFIXES = (".fits.fz", ".fits.gz", ".fits", ".fz", ".gz")
 _DATASEC = re.compile(r"\[(\d+):(\d+),(\d+):(\d+)\]")
 
-REASONS = ("not_found", "not_fits", "truncated", "no_ccd_hdus", "no_usable_ccd", "unreadable")
+REASONS = ("not_found", "not_fits", "truncated", "no_ccd_hdus", "no_usable_ccd", "unreadable",
+           "invalid_exposure_id", "too_many_pixels", "too_many_hdus")
 
 
 class ExposureError(Exception):
@@ -57,17 +64,23 @@ class CCDInfo:
     origin: tuple[int, int] = (0, 0)  # (row, col) of the data section's first pixel in the HDU array
 
 
+def _number(header: fits.Header, key: str, default: float | None = None) -> float | None:
+    """A numeric card as float; `default` when missing, and also when not a finite number (PIXSCAL = 'x')."""
+    value = header.get(key, default)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else default
+
+
 def header_pixel_scale(header: fits.Header) -> float | None:
-    """Arcsec per pixel from PIXSCAL(1) or the CD/CDELT matrix; None when the header has neither."""
+    """Arcsec per pixel from PIXSCAL(1) or the CD/CDELT matrix; None when the header has none (usable)."""
     for key in ("PIXSCAL", "PIXSCAL1"):
-        if key in header:
-            return abs(float(header[key]))
-    if "CD1_1" in header:
-        det = header["CD1_1"] * header.get("CD2_2", 0.0) - header.get("CD1_2", 0.0) * header.get("CD2_1", 0.0)
+        if (scale := _number(header, key)) is not None:
+            return abs(scale)
+    if (cd11 := _number(header, "CD1_1")) is not None:
+        det = cd11 * _number(header, "CD2_2", 0.0) - _number(header, "CD1_2", 0.0) * _number(header, "CD2_1", 0.0)
         if det:
             return float(np.sqrt(abs(det)) * 3600.0)
-    if "CDELT1" in header:
-        return abs(float(header["CDELT1"])) * 3600.0
+    if (cdelt := _number(header, "CDELT1")) is not None:
+        return abs(cdelt) * 3600.0
     return None
 
 
@@ -106,68 +119,130 @@ def _ccd_info(index: int, hdu: object) -> CCDInfo | None:
     """CCDInfo for a 2-D image HDU with data (compressed or not), None for anything else."""
     header = hdu.header
     z = "Z" if _is_compressed(header) else ""  # compressed images keep their image axes in ZNAXISn
+    axes = [f"{z}NAXIS", f"{z}NAXIS1", f"{z}NAXIS2"]
+    if any(header.count(key) > 1 for key in axes if key in header):  # which one would the data follow?
+        raise ExposureError("unreadable", f"HDU {index}: {'/'.join(axes)} given more than once")
     if not z and not isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)):
         return None
     shape = (int(header.get(f"{z}NAXIS2", 0)), int(header.get(f"{z}NAXIS1", 0)))
-    if header.get(f"{z}NAXIS", 0) != 2 or 0 in shape:
+    if header.get(f"{z}NAXIS", 0) != 2 or min(shape) <= 0:
         return None
     origin, shape = data_section(header, shape)
+    saturate = _number(header, "SATURATE", DEFAULT_SATURATE)  # 'abc' or -5 is a broken card, not a level
     return CCDInfo(
         hdu_index=index,
         extname=str(header.get("EXTNAME", f"hdu{index:02d}")).strip(),
         shape=shape,
         origin=origin,
-        saturate=float(header.get("SATURATE", DEFAULT_SATURATE)),
+        saturate=saturate if saturate > 0 else DEFAULT_SATURATE,
         pixel_scale=header_pixel_scale(header),
     )
 
 
 def _check_path(path: Path) -> None:
+    """Exists and starts like FITS, also inside a gzip wrapper (detected by its magic bytes, not the name)."""
     if not path.is_file():
         raise ExposureError("not_found", f"{path}: no such file")
     with path.open("rb") as f:
-        if f.read(len(_FITS_MAGIC)) != _FITS_MAGIC:
-            raise ExposureError("not_fits", f"{path}: does not start with a FITS SIMPLE card")
+        head = f.read(len(_FITS_MAGIC))
+    if head.startswith(_GZIP_MAGIC):
+        try:
+            with gzip.open(path, "rb") as f:
+                head = f.read(len(_FITS_MAGIC))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ExposureError("not_fits", f"{path}: broken gzip stream: {exc}") from None
+    if head != _FITS_MAGIC:
+        raise ExposureError("not_fits", f"{path}: does not start with a FITS SIMPLE card")
 
 
-def describe_exposure(path: str | os.PathLike) -> tuple[fits.Header, list[CCDInfo]]:
-    """Primary header and the CCD image HDUs of an exposure, reading headers only.
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
+
+
+def _inflated_size(path: Path, enough: int) -> int:
+    """Size of the gzip stream's content, counted up to just past `enough` bytes in 1 MiB reads (memory stays
+    flat, a bomb of trailing zeros is not inflated further). A cut stream raises `truncated`: astropy would
+    read the missing pixels as zeros without a word."""
+    total = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while total <= enough and (chunk := f.read(1 << 20)):
+                total += len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ExposureError("truncated", f"{path}: gzip stream cut or corrupt after {total} bytes: {exc}") from None
+    return total
+
+
+def _check_budgets(path: Path, ccds: list[CCDInfo], budgets: Budgets) -> None:
+    for info in ccds:
+        if info.shape[0] * info.shape[1] > budgets.max_ccd_pixels:
+            raise ExposureError("too_many_pixels", f"{path}[{info.extname[:40]}]: {info.shape[1]} x {info.shape[0]} "
+                                                   f"pixels > limits.max_ccd_pixels={budgets.max_ccd_pixels}")
+    total = sum(info.shape[0] * info.shape[1] for info in ccds)
+    if total > budgets.max_exposure_pixels:
+        raise ExposureError("too_many_pixels",
+                            f"{path}: {total} CCD pixels > limits.max_exposure_pixels={budgets.max_exposure_pixels}")
+
+
+def describe_exposure(path: str | os.PathLike, budgets: Budgets | None = None) -> tuple[fits.Header, list[CCDInfo]]:
+    """Primary header and the CCD image HDUs of an exposure, reading headers only, within `budgets`
+    (HDU count, pixels per CCD and in all, all from the headers: nothing is decompressed here).
 
     A file whose HDUs extend past its end, or that ends in a broken header, is `truncated`:
     astropy only warns about these, and would otherwise silently drop the trailing CCDs.
     """
-    path = Path(path)
+    path, budgets = Path(path), budgets or Budgets()
     _check_path(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with _open(path) as hdul:
-                hdul.readall()
+                ccds = []
+                for i, hdu in enumerate(hdul):  # lazy: stops parsing headers as soon as the budget is spent
+                    if i >= budgets.max_hdus:
+                        raise ExposureError("too_many_hdus", f"{path}: more than limits.max_hdus={budgets.max_hdus} HDUs")
+                    if (info := _ccd_info(i, hdu)) is not None:
+                        ccds.append(info)
                 primary = hdul[0].header.copy()
-                ccds = [info for i, hdu in enumerate(hdul) if (info := _ccd_info(i, hdu)) is not None]
                 last = hdul[-1].fileinfo()
-    except OSError as exc:  # header cut inside the primary HDU
+    except ExposureError:
+        raise
+    except (OSError, EOFError) as exc:  # header cut inside the primary HDU, or a gzip stream cut short
         raise ExposureError("truncated", f"{path}: {exc}") from exc
     except Exception as exc:  # astropy raises assorted types on corrupt headers
         raise ExposureError("unreadable", f"{path}: {type(exc).__name__}: {exc}") from exc
-    size = path.stat().st_size
-    bad_header = any("Error validating header" in str(w.message) for w in caught)
-    if bad_header or last["datLoc"] + last["datSpan"] > size:
-        raise ExposureError("truncated", f"{path}: file ends ({size} bytes) before its last HDU does")
+    end = last["datLoc"] + last["datSpan"]
+    if any("Error validating header" in str(w.message) for w in caught):
+        raise ExposureError("truncated", f"{path}: ends inside a header")
+    _check_budgets(path, ccds, budgets)  # before inflating a gzip stream to check its size
+    size = _inflated_size(path, end) if _is_gzip(path) else path.stat().st_size
+    if end > size:
+        raise ExposureError("truncated", f"{path}: file ends ({size} bytes) before its last HDU does ({end})")
     if not ccds:
         raise ExposureError("no_ccd_hdus", f"{path}: no 2-D image HDU with data")
     return primary, ccds
 
 
 def exposure_id(path: str | os.PathLike, primary_header: fits.Header) -> str:
-    """EXPNUM from the primary header, else the file name without its FITS suffix."""
-    if "EXPNUM" in primary_header and str(primary_header["EXPNUM"]).strip():
-        return str(primary_header["EXPNUM"]).strip()
-    name = Path(path).name
-    for suffix in _EXPOSURE_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    """EXPNUM from the primary header, else the file name without its FITS suffix; raises ExposureError
+    `invalid_exposure_id` when that is not a valid id (skyqa.service.pipeline.ids: it names files)."""
+    try:
+        expnum = str(primary_header.get("EXPNUM", "")).strip()
+    except Exception as err:  # an unparsable card (astropy VerifyError), e.g. a NUL inside the value
+        raise ExposureError("invalid_exposure_id", f"{path}: EXPNUM card unparsable: {err}") from None
+    if expnum:
+        raw = expnum
+    else:
+        raw = name = Path(path).name
+        for suffix in _EXPOSURE_SUFFIXES:
+            if name.endswith(suffix):
+                raw = name[: -len(suffix)]
+                break
+    try:
+        return normalise_exposure_id(raw)
+    except InvalidId as err:
+        raise ExposureError("invalid_exposure_id", f"{path}: {err}") from None
 
 
 def _as_float32(data: np.ndarray) -> np.ndarray:
@@ -184,7 +259,7 @@ class OpenExposure:
     _tiles: object | None = None
 
     def tiles(self) -> object | None:
-        if self._tiles is None and cfitsio_readable(self.hdul.filename()):
+        if self._tiles is None and not _is_gzip(Path(self.hdul.filename())):  # cfitsio would inflate it all
             self._tiles = open_fits(self.hdul.filename())
         return self._tiles
 

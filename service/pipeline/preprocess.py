@@ -61,6 +61,7 @@ class PreparedExposure:
     n_ccds: int
     dead_ccds: list[str]
     metrics: PhysicalMetrics
+    skipped_ccds: dict[str, str] = field(default_factory=dict)  # EXTNAME -> why it was not searched
     timings: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per worker stage, summed over CCDs
     notes: list[str] = field(default_factory=list)  # degraded processing, e.g. a CCD whose detection overflowed
@@ -217,24 +218,37 @@ def _run_ccds(path: str, ccds: list[CCDInfo], exposure: str, settings: Settings)
             f.cancel()
 
 
+def too_small(info: CCDInfo, cut_cfg: CutoutConfig) -> str | None:
+    """Why a CCD cannot hold one cutout with its border margin (a sliver, a stamp), None when it can."""
+    need = cut_cfg.size + 2 * cut_cfg.border_margin
+    if min(info.shape) < need:
+        return f"{info.shape[1]} x {info.shape[0]} pixels, smaller than a {need} x {need} cutout with margins"
+    return None
+
+
 def prepare_exposure(path: str | os.PathLike, settings: Settings) -> PreparedExposure:
     """Cutouts, W and metrics of one exposure. Raises ExposureError for unreadable files and
-    when every CCD is dead; an exposure without any detection gets 0 cutouts (the classifier decides)."""
+    when no CCD is usable (all dead or too small); an exposure without any detection gets 0 cutouts
+    (the classifier decides)."""
     start = time.perf_counter()
     path = os.fspath(path)
-    primary, ccds = describe_exposure(path)
+    primary, all_ccds = describe_exposure(path, settings.limits)
     exposure = exposure_id(path, primary)
-    results = _run_ccds(path, ccds, exposure, settings)
+    skipped = {info.extname: why for info in all_ccds if (why := too_small(info, settings.cutouts))}
+    ccds = [info for info in all_ccds if too_small(info, settings.cutouts) is None]
+    results = _run_ccds(path, ccds, exposure, settings) if ccds else []
     live = [r for r in results if not r.dead]
     if not live:
-        raise ExposureError("no_usable_ccd", f"{path}: all {len(ccds)} CCDs are dead")
+        raise ExposureError("no_usable_ccd", f"{path}: none of {len(all_ccds)} CCDs is usable "
+                                             f"({len(results) - len(live)} dead, {len(skipped)} too small)")
     detections = sum(r.detections for r in live)
     prepared = PreparedExposure(
         exposure_id=exposure,
         cutouts=np.concatenate([r.cutouts for r in live]),
         weight=detections * REFERENCE_CCDS / len(ccds),
-        n_ccds=len(ccds),
+        n_ccds=len(all_ccds),
         dead_ccds=[r.extname for r in results if r.dead],
+        skipped_ccds=skipped,
         metrics=summarise(
             [m for r in live for m in r.measures], exposure_pixel_scale(primary, ccds), detections / len(live),
             [r.structure for r in live], header_exptime(primary),

@@ -10,16 +10,9 @@ those, and plain images (astropy reads just the bytes a band needs), stay with a
 from __future__ import annotations
 
 import os
+
 import fitsio
 import numpy as np
-
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def cfitsio_readable(path: str | os.PathLike) -> bool:
-    """True unless the whole file is gzip-compressed (whatever its name says)."""
-    with open(path, "rb") as f:
-        return f.read(len(_GZIP_MAGIC)) != _GZIP_MAGIC
 
 
 def open_fits(path: str | os.PathLike) -> fitsio.FITS:

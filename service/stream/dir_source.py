@@ -9,19 +9,22 @@ between only re-classifies one file, to an identical verdict), rejected files ha
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 import threading
 import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import structlog
 from astropy.io import fits
 
-from skyqa.service.pipeline.exposure import exposure_id
+from skyqa.service.pipeline.exposure import ExposureError, exposure_id
+from skyqa.service.pipeline.ids import safe_join
 from skyqa.service.stream.backoff import Backoff
 from skyqa.service.stream.errors import Transient
 from skyqa.service.stream.events import ExposureEvent
@@ -30,6 +33,8 @@ from skyqa.service.stream.outcome import Message, Origin, Outcome
 from skyqa.service.stream.steps import Step
 
 PATTERN = "*.fits*"
+# A file name is free text: the few characters that would break a ledger line (or its escaping) are %-encoded.
+_LEDGER_ESCAPES = re.compile(r"[%\t\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 INSTRUMENT = "watched-directory"
 log = structlog.get_logger("skyqa.stream")
 
@@ -48,11 +53,11 @@ class DirState:
     def processed(self) -> set[str]:
         if not self.ledger.exists():
             return set()
-        return {line.split("\t", 1)[0] for line in self.ledger.read_text().splitlines() if line}
+        return {unquote(line.split("\t", 1)[0]) for line in self.ledger.read_text().splitlines() if line}
 
     def record(self, name: str, exposure: str) -> None:
         with self.ledger.open("a") as f:
-            f.write(f"{name}\t{exposure}\n")
+            f.write(f"{_LEDGER_ESCAPES.sub(lambda m: quote(m.group()), name)}\t{exposure}\n")
             f.flush()
             os.fsync(f.fileno())
 
@@ -67,15 +72,15 @@ class WriteFiles:
         outcome = message.payload
         assert outcome.event is not None  # events built by DirSource always decode
         source = Path(unquote(urlsplit(outcome.event.uri).path))
-        if outcome.verdict is not None:
-            target = self.state.verdicts / f"{outcome.verdict.exposure_id}.json"
+        if outcome.verdict is not None:  # ids and names were validated upstream; safe_join is the last guard
+            target = safe_join(self.state.verdicts, f"{outcome.verdict.exposure_id}.json")
             if target.exists():
                 DUPLICATE_VERDICTS.inc()
             _atomic_write(target, outcome.value)
             self.state.record(source.name, outcome.verdict.exposure_id)
         else:
-            _atomic_write(self.state.rejected / f"{source.name}.reason.json", outcome.value)
-            source.replace(self.state.rejected / source.name)
+            _atomic_write(safe_join(self.state.rejected, f"{source.name}.reason.json"), outcome.value)
+            source.replace(safe_join(self.state.rejected, source.name))
         self.next_step.submit(message)
 
 
@@ -111,11 +116,11 @@ class DirSource:
 
     def _process(self, path: Path) -> bool:
         """True once the file has a verdict or was rejected; False when it must be retried (Transient)."""
-        if self._retrying != path.name:
+        if self._retrying != path.name:  # a retry keeps its position: Classify counts failures per position
             EVENTS_CONSUMED.inc()
+            self._offset += 1
         event = ExposureEvent(schema_version=1, exposure_id=_exposure_id(path), uri=path.resolve().as_uri(),
                               instrument=INSTRUMENT, obs_time=datetime.fromtimestamp(path.stat().st_mtime, UTC))
-        self._offset += 1
         origin = Origin(f"dir:{self.watch_dir}", 0, self._offset, event.to_bytes(), time.time())
         try:
             self.chain.submit(Message(origin.raw, origin))
@@ -141,14 +146,21 @@ def _sizes(watch_dir: Path) -> dict[str, int]:
 
 
 def _exposure_id(path: Path) -> str:
-    """The project convention (EXPNUM, else the file name); a file that is not FITS gets its name."""
+    """The project convention (EXPNUM, else the file name); a file that is not FITS gets its name.
+
+    When that is no valid id (EXPNUM = '../../etc/passwd', a file name with blanks) the event gets a stand-in
+    derived from the file name, so it can be decoded and routed: classifying the file then rejects it as
+    invalid_exposure_id, and the file moves to rejected/ like any other bad file."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a damaged header is the chain's business, not this lookup's
             header = fits.getheader(path, 0)
     except Exception:  # not FITS / truncated: the chain rejects it with the precise reason
         header = fits.Header()
-    return exposure_id(path, header)
+    try:
+        return exposure_id(path, header)
+    except ExposureError:
+        return f"invalid-{hashlib.sha256(path.name.encode(errors='surrogateescape')).hexdigest()[:16]}"
 
 
 def _atomic_write(target: Path, data: bytes) -> None:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from skyqa.service.pipeline.ids import InvalidId, normalise_exposure_id
 from skyqa.service.stream.errors import Rejected
 
 CHECKSUM_PATTERN = r"^sha256:[0-9a-f]{64}$"
@@ -30,7 +31,7 @@ class ExposureEvent(BaseModel):
 
 
 class EventError(Rejected):
-    """An event that cannot be parsed: `reason` is "malformed_json" or "schema_violation"."""
+    """An event that cannot be parsed: `reason` is "malformed_json", "schema_violation" or "invalid_exposure_id"."""
 
     stage = "decode"
 
@@ -47,7 +48,10 @@ def decode_event(raw: bytes | None) -> ExposureEvent:
         raise EventError("schema_violation", _summary(err)) from None
     if event.obs_time.tzinfo is None:
         raise EventError("schema_violation", "obs_time: timezone required")
-    return event
+    try:
+        return event.model_copy(update={"exposure_id": normalise_exposure_id(event.exposure_id)})
+    except InvalidId as err:
+        raise EventError("invalid_exposure_id", str(err)) from None
 
 
 def _summary(err: ValidationError) -> str:

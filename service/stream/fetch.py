@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from tenacity.wait import wait_base
 
 from skyqa.service.config import FetchConfig
+from skyqa.service.pipeline.ids import safe_join
 from skyqa.service.stream.errors import Rejected
 
 CHUNK = 1 << 20
@@ -93,7 +94,7 @@ class Fetcher:
     def _spool_path(self, url_path: str) -> Path:
         self.cfg.spool_dir.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(unquote(url_path)).name)[-100:] or "exposure.fits"
-        return self.cfg.spool_dir / f"{uuid.uuid4().hex}-{name}"
+        return safe_join(self.cfg.spool_dir, f"{uuid.uuid4().hex}-{name}")
 
     def _with_retries(self, download, uri: str, target: Path) -> None:  # noqa: ANN001 - one of the _download_*
         retrying = Retrying(stop=stop_after_attempt(self.cfg.attempts), wait=self._wait,

@@ -18,6 +18,13 @@ VERDICTS = Counter("skyqa_verdicts_total", "Verdicts published, by curated label
 VERDICT_CELLS = Counter("skyqa_verdict_cells_total", "Verdicts published, by DESOM-2 cell", ["cell_x", "cell_y"])
 DUPLICATE_VERDICTS = Counter("skyqa_duplicate_verdicts_total", "Events processed again after a restart (identical verdict)")
 ERRORS = Counter("skyqa_errors_total", "Processing failures, by stage and machine-readable reason", ["stage", "reason"])
+PROCESSING_ERRORS = Counter(
+    "skyqa_processing_errors_total",
+    "Unexpected exceptions while processing an exposure's file: 'retried', or 'dead_lettered' as processing_error",
+    ["outcome"],
+)
+for _outcome in ("retried", "dead_lettered"):  # series exist at 0 from the start: increase() sees the first one
+    PROCESSING_ERRORS.labels(outcome=_outcome)
 DEAD_LETTERS = Counter("skyqa_dead_letters_total", "Events sent to the dead-letter topic, by reason", ["reason"])
 STAGE_SECONDS = Histogram(
     "skyqa_stage_duration_seconds", "Wall time of one pipeline stage for one exposure", ["stage"], buckets=LATENCY_BUCKETS

@@ -51,8 +51,10 @@ class DeadLetterRecord(BaseModel):
     """The dead-letter topic's value: enough to triage (reason) and to replay (the exact original bytes)."""
 
     schema_version: int = DEAD_LETTER_SCHEMA_VERSION
-    reason: str = Field(description="machine-readable: malformed_json, schema_violation, disallowed_uri, missing_file, "
-                                    "too_large, checksum_mismatch, fetch_failed, or an ExposureError reason")
+    reason: str = Field(description="machine-readable: malformed_json, schema_violation, invalid_exposure_id, "
+                                    "disallowed_uri, missing_file, too_large, checksum_mismatch, fetch_failed, "
+                                    "an ExposureError reason, or processing_error (an unexpected exception, "
+                                    "after serve.max_processing_attempts)")
     stage: str = Field(description="decode | fetch | classify")
     detail: str
     exposure_id: str | None = Field(None, description="when the event could be decoded")

@@ -16,7 +16,7 @@ from pathlib import Path
 from astropy.io import fits
 from kafka import KafkaProducer
 
-from skyqa.service.pipeline.exposure import exposure_id
+from skyqa.service.pipeline.exposure import ExposureError, exposure_id
 from skyqa.service.stream.events import ExposureEvent
 from skyqa.service.stream.fetch import file_checksum
 
@@ -24,9 +24,14 @@ FITS_SUFFIXES = (".fits", ".fits.fz", ".fz")
 
 
 def night_events(night_dir: Path, instrument: str = "MegaCam") -> Iterator[ExposureEvent]:
-    """Lazily, so each event's obs_time is the moment it is generated (just before publication)."""
+    """Lazily, so each event's obs_time is the moment it is generated (just before publication).
+    A file without a readable header or a valid exposure id has no event to give: skipped, said on stderr."""
     for path in sorted(p for p in night_dir.iterdir() if p.is_file() and p.name.endswith(FITS_SUFFIXES)):
-        checksum, exposure = file_checksum(path), exposure_id(path, fits.getheader(path, 0))
+        try:
+            checksum, exposure = file_checksum(path), exposure_id(path, fits.getheader(path, 0))
+        except (ExposureError, OSError, ValueError) as error:
+            print(f"replay: skipping {path}: {error}", file=sys.stderr)
+            continue
         yield ExposureEvent(schema_version=1, exposure_id=exposure, uri=path.resolve().as_uri(),
                             instrument=instrument, obs_time=datetime.now(UTC), checksum=checksum)
 

@@ -57,7 +57,8 @@ def _serve_kafka(settings: Settings, classifier: VerdictSource, health: Health, 
     except KafkaError as err:  # broker not there yet: the first event retries it
         log.warning("producer_init_deferred", error=repr(err))
     sink = Produce(publisher, CommitOffsets(publisher, consumer, Observe()))
-    loop = KafkaLoop(consumer, publisher, chain(Fetcher(settings.fetch), classifier, sink), stop,
+    loop = KafkaLoop(consumer, publisher,
+                     chain(Fetcher(settings.fetch), classifier, sink, settings.serve.max_processing_attempts), stop,
                      heartbeat=health.beat, poll_timeout_s=cfg.poll_timeout_s)
     try:
         return loop.run()
@@ -75,7 +76,8 @@ def _serve_dir(settings: Settings, classifier: VerdictSource, health: Health, st
     watch_dir.mkdir(parents=True, exist_ok=True)
     fetch_cfg = settings.fetch.model_copy(update={"allowed_roots": [*settings.fetch.allowed_roots, watch_dir]})
     sink = ArchiveOutcomes(Archive(settings.archive.url), WriteFiles(DirState(watch_dir), Observe()))
-    source = DirSource(watch_dir, settings.serve.watch_interval_s, chain(Fetcher(fetch_cfg), classifier, sink), stop,
+    source = DirSource(watch_dir, settings.serve.watch_interval_s,
+                       chain(Fetcher(fetch_cfg), classifier, sink, settings.serve.max_processing_attempts), stop,
                        heartbeat=health.beat)
     return source.run()
 

@@ -5,6 +5,12 @@
 A step raises `Rejected` for a bad event (caught by `DeadLetter`, which sends a dead letter down the same sink
 instead) and `Transient` when a dependency is down (caught by the source loop, which retries the event
 later and commits nothing). Sinks are in kafka_io.py and dir_source.py.
+
+The failure taxonomy, in one place (`Classify`): a dependency being down (inference backend unreachable or
+timing out; broker errors are the source loop's) is retried with backoff, forever, never dead-lettered.
+Anything else raised while processing the file is the file's fault: a known case is an ExposureError with its
+own reason; an unexpected exception is retried (it might be a passing state, e.g. a worker OOM-killed by a
+neighbour) at most `max_attempts` times in all for the same event, then dead-lettered as `processing_error`.
 """
 
 from __future__ import annotations
@@ -15,16 +21,20 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import structlog
+from tritonclient.utils import InferenceServerException
 
+from skyqa.service.inference.triton import TritonUnavailableError
 from skyqa.service.pipeline.exposure import ExposureError
 from skyqa.service.stream.errors import Rejected, Transient
 from skyqa.service.stream.events import EventError, ExposureEvent, decode_event
 from skyqa.service.stream.fetch import Fetcher
-from skyqa.service.stream.metrics import ERRORS, STAGE_SECONDS
+from skyqa.service.stream.metrics import ERRORS, PROCESSING_ERRORS, STAGE_SECONDS
 from skyqa.service.stream.outcome import Message, Outcome
 from skyqa.service.verdict import Verdict
 
 T_contra = TypeVar("T_contra", contravariant=True)
+# The inference backend is down or slow: not the file's fault, retried without limit.
+DEPENDENCY_DOWN = (TritonUnavailableError, InferenceServerException, ConnectionError, TimeoutError)
 log = structlog.get_logger("skyqa.stream")
 
 
@@ -83,10 +93,12 @@ class Fetch:
 
 
 class Classify:
-    """Fetched file -> Verdict. ExposureError is the file's fault (reject); anything else is the backend's (retry)."""
+    """Fetched file -> Verdict, sorting failures (module docstring): ExposureError -> reject with its reason;
+    dependency down -> retry; anything else -> retry, then reject as processing_error after `max_attempts`."""
 
-    def __init__(self, classifier: VerdictSource, next_step: Step[Classified]) -> None:
-        self.classifier, self.next_step = classifier, next_step
+    def __init__(self, classifier: VerdictSource, next_step: Step[Classified], max_attempts: int = 3) -> None:
+        self.classifier, self.next_step, self.max_attempts = classifier, next_step, max_attempts
+        self._failures: tuple[tuple[str, int, int], int] | None = None  # (event position, unexpected failures)
 
     def submit(self, message: Message[Fetched]) -> None:
         fetched = message.payload
@@ -95,13 +107,32 @@ class Classify:
             verdict = self.classifier.classify(fetched.path, fetched.event.exposure_id)
         except ExposureError as err:
             raise ClassifyError(err.reason, err.message) from None
-        except Exception as err:  # inference backend down, timeouts: never the event's fault
+        except DEPENDENCY_DOWN as err:
             raise Transient("classify", f"{type(err).__name__}: {err}") from err
+        except Exception as err:  # the file's content hit something unforeseen: bounded retries
+            raise self._unexpected(message, err) from err
+        self._failures = None
         STAGE_SECONDS.labels(stage="classify").observe(time.perf_counter() - start)
         for stage, seconds in verdict.timings_s.items():
             if stage != "total":
                 STAGE_SECONDS.labels(stage=stage).observe(seconds)
         self.next_step.submit(message.replace(Classified(fetched.event, verdict)))
+
+
+    def _unexpected(self, message: Message[Fetched], err: Exception) -> Exception:
+        """Transient for the first max_attempts - 1 failures of the same event, then a processing_error rejection."""
+        position = (message.origin.topic, message.origin.partition, message.origin.offset)
+        failures = self._failures[1] + 1 if self._failures and self._failures[0] == position else 1
+        self._failures = (position, failures)
+        detail = f"{type(err).__name__}: {err}"
+        log.warning("processing_error", error=detail, attempt=failures, max_attempts=self.max_attempts,
+                    exc_info=err)
+        if failures < self.max_attempts:
+            PROCESSING_ERRORS.labels(outcome="retried").inc()
+            return Transient("classify", f"processing_error (attempt {failures}/{self.max_attempts}) {detail}")
+        PROCESSING_ERRORS.labels(outcome="dead_lettered").inc()
+        self._failures = None
+        return ClassifyError("processing_error", f"{detail} (failed {failures} times)")
 
 
 class Render:
@@ -141,6 +172,7 @@ def _decoded_or_none(raw: bytes) -> ExposureEvent | None:
         return None
 
 
-def chain(fetcher: Fetcher, classifier: VerdictSource, sink: Step[Outcome]) -> Step[bytes]:
-    """The whole pipeline for one raw event, ending in `sink` (which publishes and commits)."""
-    return DeadLetter(Decode(Fetch(fetcher, Classify(classifier, Render(sink)))), sink)
+def chain(fetcher: Fetcher, classifier: VerdictSource, sink: Step[Outcome], max_attempts: int = 3) -> Step[bytes]:
+    """The whole pipeline for one raw event, ending in `sink` (which publishes and commits); an unexpected
+    exception while classifying one event is retried at most `max_attempts` times in all."""
+    return DeadLetter(Decode(Fetch(fetcher, Classify(classifier, Render(sink), max_attempts))), sink)
