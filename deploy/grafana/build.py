@@ -254,6 +254,15 @@ def service_health() -> list[Panel]:
             stacked=True,
         ),
         Panel(
+            "Unexpected processing errors",
+            "timeseries",
+            (Target(zero_if_none(f"sum by (outcome) (increase(skyqa_processing_errors_total[{RATE}]))"), "{{outcome}}"),),
+            "Exceptions no known reason covers: retried up to serve.max_processing_attempts, then dead-lettered as "
+            "processing_error (SkyqaProcessingErrors).",
+            bars=True,
+            stacked=True,
+        ),
+        Panel(
             "Errors by stage",
             "timeseries",
             (Target(zero_if_none(f"sum by (stage, reason) (increase(skyqa_errors_total[{RATE}]))"), "{{stage}}: {{reason}}"),),
