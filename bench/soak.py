@@ -63,7 +63,8 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKYQA_")}
     env.update({"SKYQA_WORKERS": "1", "SKYQA_INFERENCE__MODE": "local", "SKYQA_SERVE__WATCH_INTERVAL_S": "0.2",
                 "SKYQA_SERVE__HTTP_HOST": "127.0.0.1", "SKYQA_SERVE__HTTP_PORT": str(free_port()),
-                "SKYQA_MODELS__REPOSITORY": str(ROOT / "models"), "PYTHONUNBUFFERED": "1"})
+                "SKYQA_MODELS__REPOSITORY": str(ROOT / "models"), "PYTHONUNBUFFERED": "1",
+                "SKYQA_ARCHIVE__URL": f"sqlite:///{out / 'watch' / 'archive.db'}"})
     log = (out / "daemon.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "skyqa.service.stream.cli", "--source", "dir",
                              "--watch-dir", str(watch)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

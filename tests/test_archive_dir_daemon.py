@@ -64,3 +64,17 @@ def test_dir_daemon_archives_verdicts_and_dead_letters(tmp_path: Path, capsys: p
     assert main(["search", "--url", url, "similar", str(watch / exposure.name), "--k", "1", "--json"]) == 0
     hit = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert hit["exposure_id"] == str(header["EXPNUM"]) and hit["score"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dir_daemon_refuses_a_watch_dir_it_cannot_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """verdicts/, rejected/ and the ledger live in the watched directory: an unwritable one (here below a plain
+    file, as root ignores permission bits) is a configuration error with exit status 78, not a traceback."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings = Settings(archive={"url": f"sqlite:///{tmp_path / 'archive.db'}"}, workers=1,
+                        serve={"source": "dir", "watch_dir": blocker / "incoming",
+                               "http_host": "127.0.0.1", "http_port": free_port()})
+    assert serve(settings, threading.Event()) == 78
+    captured = capsys.readouterr()
+    assert "watch_dir_not_writable" in captured.out + captured.err
+    assert blocker.read_text() == ""

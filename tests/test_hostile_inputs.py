@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from skyqa.service.archive.store import Archive
 from skyqa.service.stream.outcome import DeadLetterRecord
 from skyqa.service.verdict import Verdict
 from tests.hostile_corpus import VERDICT, write_corpus
@@ -89,7 +90,9 @@ def test_dir_daemon_turns_each_file_into_one_verdict_or_rejection(corpus: tuple[
     watch = root / "a" / "b" / "watch"  # '../../etc/passwd' from here would land in root/a/etc
     watch.mkdir(parents=True)
     log = tmp_path / "daemon.log"
-    env = clean_env(SKYQA_SERVE__WATCH_INTERVAL_S="0.2", SKYQA_FETCH__SPOOL_DIR=str(root / "spool"))
+    archive_url = f"sqlite:///{tmp_path / 'archive.db'}"
+    env = clean_env(SKYQA_SERVE__WATCH_INTERVAL_S="0.2", SKYQA_FETCH__SPOOL_DIR=str(root / "spool"),
+                    SKYQA_ARCHIVE__URL=archive_url)
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "skyqa.service.stream.cli", "--source", "dir",
                                  "--watch-dir", str(watch)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -120,6 +123,8 @@ def test_dir_daemon_turns_each_file_into_one_verdict_or_rejection(corpus: tuple[
     assert all((watch / "rejected" / name).is_file() for name in rejected)  # the bad file itself moved aside
     outside = {p for p in files_under(root) if not str(p).startswith("a/b/watch/")}
     assert outside == set(), f"written outside the watch directory: {outside}"
+    counts = Archive(archive_url).counts()  # and every outcome archived once
+    assert counts["dead_letters"] == len(rejected) and counts["exposures"] == len(set(ledger.values()))
 
 
 def test_kafka_daemon_turns_each_event_into_one_verdict_or_dead_letter(

@@ -22,7 +22,8 @@ log = structlog.get_logger("skyqa.stream")
 
 
 def serve(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Exit status: 0 after SIGTERM/SIGINT (exposure in flight finished and committed), 75 when fenced."""
+    """Exit status: 0 after SIGTERM/SIGINT (exposure in flight finished and committed), 75 when fenced,
+    78 (EX_CONFIG) when the directory source cannot write its outbox."""
     from skyqa.service.pipeline.classify import Classifier  # loads the models: inside, so importing this module stays cheap
 
     stop = stop or threading.Event()
@@ -73,9 +74,14 @@ def _serve_dir(settings: Settings, classifier: VerdictSource, health: Health, st
     from skyqa.service.stream.dir_source import DirSource, DirState, WriteFiles
 
     watch_dir = settings.serve.watch_dir.resolve()
-    watch_dir.mkdir(parents=True, exist_ok=True)
+    try:  # verdicts/, rejected/ and the ledger live in the watched directory: it must be writable
+        watch_dir.mkdir(parents=True, exist_ok=True)
+        state = DirState(watch_dir)
+    except OSError as exc:
+        log.error("watch_dir_not_writable", watch_dir=str(watch_dir), error=f"{type(exc).__name__}: {exc}")
+        return 78
     fetch_cfg = settings.fetch.model_copy(update={"allowed_roots": [*settings.fetch.allowed_roots, watch_dir]})
-    sink = ArchiveOutcomes(Archive(settings.archive.url), WriteFiles(DirState(watch_dir), Observe()))
+    sink = ArchiveOutcomes(Archive(settings.archive.url), WriteFiles(state, Observe()))
     source = DirSource(watch_dir, settings.serve.watch_interval_s,
                        chain(Fetcher(fetch_cfg), classifier, sink, settings.serve.max_processing_attempts), stop,
                        heartbeat=health.beat)

@@ -118,7 +118,6 @@ class Classify:
                 STAGE_SECONDS.labels(stage=stage).observe(seconds)
         self.next_step.submit(message.replace(Classified(fetched.event, verdict)))
 
-
     def _unexpected(self, message: Message[Fetched], err: Exception) -> Exception:
         """Transient for the first max_attempts - 1 failures of the same event, then a processing_error rejection."""
         position = (message.origin.topic, message.origin.partition, message.origin.offset)
