@@ -88,7 +88,7 @@ def scale(vectors: np.ndarray, n: int, queries: int, seed: int) -> None:
     for counts, _ in synthetic(vectors, n, seed):
         store.add(np.arange(len(store) + 1, len(store) + 1 + len(counts)), fractions(counts))
     print(f"\n{n:,} synthetic histo-vectors generated and loaded: {time.perf_counter() - t:.1f} s wall, "
-          f"{time.process_time() - c:.1f} s CPU; fractions store {len(store) * store.dim * 2 / 2**20:.0f} MiB (float16)")
+          f"{time.process_time() - c:.1f} s CPU; fractions store {len(store) * store.dim * 2 / 2**20:.0f} MiB (16-bit fixed point)")
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t, c = time.perf_counter(), time.process_time()
     store.build_ann()

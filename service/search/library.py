@@ -82,18 +82,16 @@ class Search:
         self.refresh()
         scores = self.store.content_scores(list(nodes))
         candidates = np.flatnonzero(scores >= min_fraction)
-        ranked = candidates[np.argsort(-scores[candidates], kind="stable")]
         hits: list[Hit] = []
-        skip, chunk = page.offset, max(4 * (page.offset + page.limit), 1000)
-        for lo in range(0, len(ranked), chunk):
-            rows = ranked[lo: lo + chunk]
+        skip, seen, best = page.offset, 0, max(4 * (page.offset + page.limit), 1000)
+        while seen < len(candidates) and len(hits) < page.limit:  # rank only as deep as the page needs
+            rows = best_first(scores, candidates, best)[seen:]
             ids = self.store.ids[rows]
             found = self._hits(ids, dict(zip(ids.tolist(), scores[rows].astype(float).tolist())), filters)
             take = found[skip:]
             skip = max(0, skip - len(found))
             hits.extend(take[: page.limit - len(hits)])
-            if len(hits) >= page.limit:
-                break
+            seen, best = seen + len(rows), 4 * best
         return hits
 
     def list(self, filters: Filters | None, page: Page) -> list[Hit]:
@@ -134,6 +132,17 @@ class Search:
     def _base(filters: Filters | None) -> Select:
         stmt = select(VerdictRow, Exposure).join(Exposure, Exposure.latest_verdict_id == VerdictRow.id)
         return stmt.where(*conditions(filters)) if filters else stmt
+
+
+def best_first(scores: np.ndarray, candidates: np.ndarray, m: int) -> np.ndarray:
+    """The `m` best of `candidates` (ascending positions), highest score first, ties by position: the same
+    prefix a full stable sort gives, without sorting all of them (argpartition, then ties at the cut kept)."""
+    values = scores[candidates]
+    if len(candidates) > m:
+        cut = np.partition(values, len(values) - m)[len(values) - m]  # the m-th largest score
+        keep = (values > cut) | (values == cut)
+        candidates, values = candidates[keep], values[keep]
+    return candidates[np.lexsort((candidates, -values))][:m]
 
 
 def conditions(f: Filters) -> list:
