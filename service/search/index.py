@@ -24,7 +24,7 @@ SCALE = 65_535  # fixed point: stored = round(fraction * SCALE)
 class IndexConfig:
     ann_min_vectors: int = 50_000
     nlist: int = 1024
-    nprobe: int = 24
+    nprobe: int = 16
     train_size: int = 32_768  # 32 points a centroid
     train_iterations: int = 10
 

@@ -83,7 +83,7 @@ class Search:
         scores = self.store.content_scores(list(nodes))
         candidates = np.flatnonzero(scores >= min_fraction)
         hits: list[Hit] = []
-        skip, seen, best = page.offset, 0, max(4 * (page.offset + page.limit), 1000)
+        skip, seen, best = page.offset, 0, max(2 * (page.offset + page.limit), 100)
         while seen < len(candidates) and len(hits) < page.limit:  # rank only as deep as the page needs
             rows = best_first(scores, candidates, best)[seen:]
             ids = self.store.ids[rows]
