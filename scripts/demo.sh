@@ -9,7 +9,7 @@ n=${DEMO_EXPOSURES:-36}
 rm -rf "$out/night"
 $skyqa simulate --out "$out/night" --n "$n" --seed "${DEMO_SEED:-20261123}" --size small --workers 2 --every-class
 # The night also goes into a fresh verdict archive (SQLite), then two searches over it.
-export SKYQA_ARCHIVE__URL="sqlite:///$(pwd)/$out/archive.db"
+export SKYQA_ARCHIVE__URL="sqlite:///$(realpath -m "$out")/archive.db"  # OUT may be relative or absolute
 rm -f "$out"/archive.db*
 $skyqa classify "$out/night" --truth "$out/night/truth.csv" --archive
 first=$($skyqa search list --order exposure --limit 1 --json | .venv/bin/python -c 'import json,sys; print(json.loads(sys.stdin.readline())["exposure_id"])')
