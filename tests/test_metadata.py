@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from astropy.io import fits
 
-from skyqa.service.pipeline.metadata import observing_night, read_metadata, read_metadata_file
+from skyqa.service.pipeline.metadata import observing_night, read_metadata
 from skyqa.service.verdict import VERDICT_SCHEMA_VERSION, ExposureMetadata, Verdict
 
 
@@ -49,12 +48,6 @@ def test_observing_night_turns_at_local_noon() -> None:
     assert observing_night(datetime(2026, 11, 23, 21, 59, tzinfo=UTC), -10.0) == date(2026, 11, 22)
     assert observing_night(datetime(2026, 11, 23, 22, 0, tzinfo=UTC), -10.0) == date(2026, 11, 23)
     assert observing_night(datetime(2026, 11, 23, 2, 0, tzinfo=UTC), 1.0) == date(2026, 11, 22)
-
-
-def test_unreadable_file_gives_empty_metadata(tmp_path: Path) -> None:
-    bad = tmp_path / "x.fits"
-    bad.write_bytes(b"not a fits file")
-    assert read_metadata_file(bad, -10.0) == ExposureMetadata()
 
 
 def test_v1_verdicts_still_load_and_v2_adds_metadata() -> None:

@@ -18,7 +18,7 @@ from skyqa.service.inference.base import SomModel
 from skyqa.service.inference.factory import open_models
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
-from skyqa.service.pipeline.metadata import read_metadata_file
+from skyqa.service.pipeline.metadata import read_metadata
 from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
 from skyqa.service.verdict import ModelVersions, Verdict
 
@@ -66,8 +66,7 @@ class Classifier:
         prepared = prepare_exposure(Path(path), self.settings)
         timings = dict(prepared.timings)
         if len(prepared.cutouts) == 0:
-            verdict = self._verdict(prepared, exposure_id, np.zeros(DESOM1_NODES, np.int64), None, timings, start)
-            return self._with_metadata(verdict, path)
+            return self._verdict(prepared, exposure_id, np.zeros(DESOM1_NODES, np.int64), None, timings, start)
 
         t = time.perf_counter()
         bmus, _ = self.desom1.predict(prepared.cutouts)
@@ -81,12 +80,7 @@ class Classifier:
         t = time.perf_counter()
         cells, distances = self.desom2.predict(features)
         timings["desom2"] = time.perf_counter() - t
-        verdict = self._verdict(prepared, exposure_id, vector, (int(cells[0]), float(distances[0])), timings, start)
-        return self._with_metadata(verdict, path)
-
-    def _with_metadata(self, verdict: Verdict, path: Path) -> Verdict:
-        verdict.metadata = read_metadata_file(path, self.settings.site.utc_offset_hours)
-        return verdict
+        return self._verdict(prepared, exposure_id, vector, (int(cells[0]), float(distances[0])), timings, start)
 
     def _verdict(
         self,
@@ -125,6 +119,7 @@ class Classifier:
             ccds=prepared.n_ccds,
             dead_ccds=prepared.dead_ccds,
             skipped_ccds=prepared.skipped_ccds,
+            metadata=read_metadata(prepared.primary_header, self.settings.site.utc_offset_hours),
             timings_s={k: round(v, 4) for k, v in timings.items()},
             models=self.versions,
             notes=notes,

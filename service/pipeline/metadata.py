@@ -7,8 +7,6 @@ raises, so metadata can never cost an exposure its verdict.
 from __future__ import annotations
 
 import math
-import os
-import warnings
 from datetime import UTC, date, datetime, timedelta
 
 from astropy.coordinates import Angle
@@ -40,17 +38,6 @@ def read_metadata(header: fits.Header, utc_offset_hours: float) -> ExposureMetad
         object=_text(header.get("OBJECT")),
         night=observing_night(date_obs, utc_offset_hours) if date_obs else None,
     )
-
-
-def read_metadata_file(path: str | os.PathLike, utc_offset_hours: float) -> ExposureMetadata:
-    """The primary header of `path` only (one header block); empty metadata when it cannot be read."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            header = fits.getheader(path, 0)
-    except Exception:  # a damaged file is the pipeline's to reject, with its precise reason
-        return ExposureMetadata()
-    return read_metadata(header, utc_offset_hours)
 
 
 def observing_night(when: datetime, utc_offset_hours: float) -> date:

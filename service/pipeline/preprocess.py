@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
+from astropy.io import fits
 
 from skyqa.service.config import CutoutConfig, DetectionConfig, Settings
 from skyqa.service.pipeline.cutouts import extract_cutouts, normalise_cutouts, select_sources
@@ -65,6 +66,7 @@ class PreparedExposure:
     timings: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per worker stage, summed over CCDs
     notes: list[str] = field(default_factory=list)  # degraded processing, e.g. a CCD whose detection overflowed
+    primary_header: fits.Header = field(default_factory=fits.Header, repr=False)  # read once, for the metadata
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,7 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings) -> PreparedExp
         timings={stage: sum(r.timings[stage] for r in results) for stage in STAGES},
         cpu_s={stage: sum(r.cpu_s[stage] for r in results) for stage in STAGES},
         notes=[note for r in results for note in r.notes],
+        primary_header=primary,
     )
     prepared.timings["prepare_wall"] = time.perf_counter() - start
     return prepared
