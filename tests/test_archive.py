@@ -41,7 +41,7 @@ def test_an_empty_database_is_migrated_to_head_and_matches_the_models(archive_ur
     engine = open_engine(archive_url)
     assert current_revision(engine) is None
     migrate(engine)
-    assert current_revision(engine) == head_revision() == "0002"
+    assert current_revision(engine) == head_revision() == "0003"
     migrate(engine)  # again: a no-op
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
@@ -133,4 +133,4 @@ def test_import_backfills_classify_output_verdict_files_and_dead_letters(tmp_pat
 
 def test_migrate_command_reports_the_revision(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     assert main(["archive", "--url", f"sqlite:///{tmp_path / 'm.db'}", "migrate"]) == 0
-    assert "archive at revision 0002" in capsys.readouterr().out
+    assert "archive at revision 0003" in capsys.readouterr().out
