@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,24 +16,10 @@ from skyqa.service.archive.models import Base, DeadLetterRow, Exposure, VerdictR
 from skyqa.service.archive.schema import current_revision, head_revision, migrate
 from skyqa.service.archive.store import Archive, open_engine
 from skyqa.service.labels import Label
-from tests.postgres_fixture import postgres_server  # noqa: F401 - session fixture
+from tests.archive_fixtures import archive, archive_url, postgres_server  # noqa: F401 - fixtures
 from tests.verdict_factory import make_verdict, random_histovectors
 
 VECTORS, _ = random_histovectors(8, seed=1)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sub' / 'archive.db'}"
-    return request.getfixturevalue("postgres_server").database()
-
-
-@pytest.fixture
-def archive(archive_url: str) -> Iterator[Archive]:
-    archive = Archive(archive_url)
-    yield archive
-    archive.close()
 
 
 def test_an_empty_database_is_migrated_to_head_and_matches_the_models(archive_url: str) -> None:

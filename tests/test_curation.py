@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import filecmp
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,21 +19,7 @@ from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import VersionExists, new_version, versions
 from skyqa.service.pipeline.classify import Classifier
 from tests.model_repo_factory import write_repository
-from tests.postgres_fixture import postgres_server  # noqa: F401 - session fixture
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'archive.db'}"
-    return request.getfixturevalue("postgres_server").database()
-
-
-@pytest.fixture
-def archive(archive_url: str) -> Iterator[Archive]:
-    archive = Archive(archive_url)
-    yield archive
-    archive.close()
+from tests.archive_fixtures import archive, archive_url, postgres_server  # noqa: F401 - fixtures
 
 
 @pytest.fixture
