@@ -101,6 +101,9 @@ class ServeConfig(BaseModel):
     max_processing_attempts: int = Field(3, ge=1)
     http_host: str = "0.0.0.0"
     http_port: int = 8080
+    # Between exposures, look for a newly published model version at most this often (seconds; 0 = before every
+    # exposure, None = only on SIGHUP). Only "latest" (models.*_version) can move; a pinned version never does.
+    model_reload_interval_s: float | None = Field(30.0, ge=0.0)
 
 
 class SiteConfig(BaseModel):

@@ -14,8 +14,9 @@ from skyqa.service.stream.fetch import Fetcher
 from skyqa.service.stream.health import Health, HealthServer, tcp_reachable
 from skyqa.service.stream.kafka_io import MAX_POLL_INTERVAL_MS, CommitOffsets, Produce, TransactionalPublisher, make_consumer
 from skyqa.service.stream.kafka_loop import KafkaLoop
-from skyqa.service.stream.metrics import MODEL_INFO, expose_label_series
+from skyqa.service.stream.metrics import expose_label_series
 from skyqa.service.stream.observe import Observe
+from skyqa.service.stream.reload import ReloadingClassifier
 from skyqa.service.stream.steps import VerdictSource, chain
 
 log = structlog.get_logger("skyqa.stream")
@@ -27,10 +28,9 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     from skyqa.service.pipeline.classify import Classifier  # loads the models: inside, so importing this module stays cheap
 
     stop = stop or threading.Event()
-    _stop_on_signals(stop)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every (re)connection at INFO
-    classifier = Classifier(settings)
-    MODEL_INFO.labels(desom1_version=classifier.versions.desom1, desom2_version=classifier.versions.desom2).set(1)
+    classifier = ReloadingClassifier(settings, Classifier)
+    _handle_signals(stop, classifier)
     expose_label_series()
     checks = {"inference": classifier.ready}
     if settings.serve.source == "kafka":
@@ -88,8 +88,9 @@ def _serve_dir(settings: Settings, classifier: VerdictSource, health: Health, st
     return source.run()
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM/SIGINT: finish the exposure in flight, commit it, then leave the loop."""
+def _handle_signals(stop: threading.Event, classifier: ReloadingClassifier) -> None:
+    """SIGTERM/SIGINT: finish the exposure in flight, commit it, then leave the loop. SIGHUP: look for a newly
+    published model version before the next exposure."""
     if threading.current_thread() is not threading.main_thread():
         return
 
@@ -99,3 +100,4 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: classifier.request())
