@@ -2,6 +2,9 @@
 
 A curated version keeps its parent's card (data, training, metrics are the same ONNX's) under a new title, with
 one "Curation" section per publish appended, so the card reads as the version's history.
+
+Interfaces: `render_card(card) -> str` (`skyqa export`), `with_curation(parent_card, desom1_version,
+desom2_version, heading, items) -> str` (curation publishing), `CARD` (the file name).
 """
 
 from __future__ import annotations
