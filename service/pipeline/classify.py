@@ -95,7 +95,7 @@ class Classifier:
         cfg = self.settings.previews
         try:
             self.previews.put(exposure_id, render(prepared.mosaic, cfg.format, cfg.quality, cfg.max_bytes), cfg.format)
-        except OSError as err:
+        except Exception as err:  # noqa: BLE001 - an unwritable location or a rendering bug: log, keep the verdict
             log.warning("preview_not_written", exposure_id=exposure_id, error=f"{type(err).__name__}: {err}")
         timings["preview_render"] = time.perf_counter() - t
 

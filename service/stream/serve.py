@@ -28,9 +28,11 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     from skyqa.service.pipeline.classify import Classifier  # loads the models: inside, so importing this module stays cheap
 
     stop = stop or threading.Event()
+    _stop_on_signals(stop)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every (re)connection at INFO
     classifier = ReloadingClassifier(settings, Classifier)
-    _handle_signals(stop, classifier)
+    if threading.current_thread() is threading.main_thread():  # SIGHUP: look for a new model version now
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: classifier.request())
     expose_label_series()
     checks = {"inference": classifier.ready}
     if settings.serve.source == "kafka":
@@ -88,9 +90,8 @@ def _serve_dir(settings: Settings, classifier: VerdictSource, health: Health, st
     return source.run()
 
 
-def _handle_signals(stop: threading.Event, classifier: ReloadingClassifier) -> None:
-    """SIGTERM/SIGINT: finish the exposure in flight, commit it, then leave the loop. SIGHUP: look for a newly
-    published model version before the next exposure."""
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT: finish the exposure in flight, commit it, then leave the loop."""
     if threading.current_thread() is not threading.main_thread():
         return
 
@@ -100,4 +101,3 @@ def _handle_signals(stop: threading.Event, classifier: ReloadingClassifier) -> N
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: classifier.request())
