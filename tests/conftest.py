@@ -4,7 +4,10 @@ tests that start commands with the SKYQA_* variables removed keep this one."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ["SKYQA_DATA_DIR"] = tempfile.mkdtemp(prefix="skyqa-test-data-")
+atexit.register(shutil.rmtree, os.environ["SKYQA_DATA_DIR"], ignore_errors=True)
