@@ -101,6 +101,9 @@ class ServeConfig(BaseModel):
     max_processing_attempts: int = Field(3, ge=1)
     http_host: str = "0.0.0.0"
     http_port: int = 8080
+    # Between exposures, look for a newly published model version at most this often (seconds; 0 = before every
+    # exposure, None = only on SIGHUP). Only "latest" (models.*_version) can move; a pinned version never does.
+    model_reload_interval_s: float | None = Field(30.0, ge=0.0)
 
 
 class SiteConfig(BaseModel):
@@ -116,6 +119,17 @@ class ArchiveConfig(BaseModel):
     consumer_group: str = "skyqa-archive"
     batch_size: int = Field(200, ge=1, le=10_000)
     http_port: int = 8081
+
+
+class PreviewConfig(BaseModel):
+    """Focal-plane previews written while each exposure is classified (skyqa.service.previews), for the web pages."""
+
+    enabled: bool = True
+    location: Path = Field(default_factory=lambda: DATA_DIR / "previews")
+    max_side: int = Field(1024, ge=64, le=8192, description="pixels on the focal plane's longer side, at most")
+    max_bytes: int = Field(300_000, ge=10_000, description="encoded size cap: lower quality, then smaller")
+    format: Literal["webp", "png"] = "webp"
+    quality: int = Field(80, ge=10, le=100, description="WebP quality")
 
 
 class Settings(BaseSettings):
@@ -135,6 +149,7 @@ class Settings(BaseSettings):
     serve: ServeConfig = ServeConfig()
     site: SiteConfig = SiteConfig()
     archive: ArchiveConfig = ArchiveConfig()
+    previews: PreviewConfig = PreviewConfig()
 
     @classmethod
     def settings_customise_sources(

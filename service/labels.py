@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -38,6 +39,11 @@ class CellLabel(BaseModel):
     purity: float | None = None
     members: int = 0
     note: str = ""
+    # Provenance of an expert entry published from the archive's curation edits (skyqa.service.curation);
+    # None for votes, neighbours and edits applied from a CSV by `skyqa curate --edits`.
+    user: str | None = None
+    edited_at: datetime | None = None
+    edit_id: int | None = None
 
 
 class LabelMap(BaseModel):

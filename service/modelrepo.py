@@ -1,7 +1,15 @@
-"""Version resolution in the model repository (`models/<name>/<version>/`), shared by local and Triton inference."""
+"""Version resolution and atomic publishing in the model repository (`models/<name>/<version>/`).
+
+Shared by local and Triton inference (resolution), `skyqa export` and curation publishing (new versions).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -25,3 +33,31 @@ def resolve_version(repo: Path, name: str, version: str) -> tuple[str, Path]:
     else:
         raise FileNotFoundError(f"{name}: version {version!r} not in {Path(repo) / name} (have {found})")
     return str(chosen), Path(repo) / name / str(chosen)
+
+
+def next_version(repo: Path, name: str) -> str:
+    return str(max(versions(repo, name), default=0) + 1)
+
+
+class VersionExists(FileExistsError):
+    """Another publisher took the version number first; nothing was written."""
+
+
+@contextmanager
+def new_version(repo: Path, name: str) -> Iterator[tuple[str, Path]]:
+    """(version, staging directory) to fill; on a clean exit the directory becomes `<repo>/<name>/<version>` in one
+    rename, so a reader resolving "latest" (a reloading daemon, Triton's poller) never sees half a version, and a
+    live version is never overwritten. On an exception the staging directory is removed and nothing is published."""
+    root = Path(repo) / name
+    root.mkdir(parents=True, exist_ok=True)
+    version = next_version(repo, name)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))  # not numeric: invisible to `versions`
+    try:
+        yield version, staging
+        target = root / version
+        if target.exists():
+            raise VersionExists(f"{target} was published meanwhile")
+        os.rename(staging, target)  # refuses (ENOTEMPTY) a non-empty target that appeared since the check
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

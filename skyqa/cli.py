@@ -14,6 +14,7 @@ from skyqa.service.pipeline import cli as classify_cli
 from skyqa import __version__
 from skyqa.service.api import cli as api_cli
 from skyqa.service.archive import cli as archive_cli
+from skyqa.service.curation import cli as curation_cli
 from skyqa.service.search import cli as search_cli
 from skyqa.service.log import configure_logging
 from skyqa.service.stream import cli as serve_cli
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("serve", serve_cli, "run the streaming daemon (Kafka or a watched directory)"),
         ("archive", archive_cli, "fill the verdict archive (import, consume Kafka) and migrate its schema"),
         ("search", search_cli, "search the archive: similar exposures, content (DESOM-1 nodes), filtered lists"),
+        ("curation", curation_cli, "curate the DESOM-2 label map: edits in the archive, publish a new version, undo"),
         ("api", api_cli, "serve the archive and search over HTTP (FastAPI)"),
     ]:
         sub = commands.add_parser(name, help=help_text, description=help_text)

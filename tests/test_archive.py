@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,31 +16,17 @@ from skyqa.service.archive.models import Base, DeadLetterRow, Exposure, VerdictR
 from skyqa.service.archive.schema import current_revision, head_revision, migrate
 from skyqa.service.archive.store import Archive, open_engine
 from skyqa.service.labels import Label
-from tests.postgres_fixture import postgres_server  # noqa: F401 - session fixture
+from tests.archive_fixtures import archive, archive_url, postgres_server  # noqa: F401 - fixtures
 from tests.verdict_factory import make_verdict, random_histovectors
 
 VECTORS, _ = random_histovectors(8, seed=1)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sub' / 'archive.db'}"
-    return request.getfixturevalue("postgres_server").database()
-
-
-@pytest.fixture
-def archive(archive_url: str) -> Iterator[Archive]:
-    archive = Archive(archive_url)
-    yield archive
-    archive.close()
 
 
 def test_an_empty_database_is_migrated_to_head_and_matches_the_models(archive_url: str) -> None:
     engine = open_engine(archive_url)
     assert current_revision(engine) is None
     migrate(engine)
-    assert current_revision(engine) == head_revision() == "0002"
+    assert current_revision(engine) == head_revision() == "0003"
     migrate(engine)  # again: a no-op
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
@@ -133,4 +118,4 @@ def test_import_backfills_classify_output_verdict_files_and_dead_letters(tmp_pat
 
 def test_migrate_command_reports_the_revision(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     assert main(["archive", "--url", f"sqlite:///{tmp_path / 'm.db'}", "migrate"]) == 0
-    assert "archive at revision 0002" in capsys.readouterr().out
+    assert "archive at revision 0003" in capsys.readouterr().out

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from skyqa.service.calibration import Calibration, derive
+from skyqa.service.curation import edits as curation_edits
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig, background_problems
 from skyqa.service.labels import CellLabel, Label, LabelMap
 from skyqa.service.verdict import PhysicalMetrics
@@ -92,11 +93,6 @@ def fill_empty(label_map: LabelMap, occupied: set[int], min_agreeing: int = 2) -
 
 
 def apply_edits(label_map: LabelMap, edits: Path) -> LabelMap:
-    """Expert edits from a CSV (`cell,label[,note]`; label `Unlabelled` clears a cell) become 'expert' entries."""
-    cells = dict(label_map.cells)
-    with open(edits, newline="") as handle:
-        for row in csv.DictReader(handle):
-            cell, label = int(row["cell"]), Label(row["label"])
-            members = cells[cell].members if cell in cells else 0
-            cells[cell] = CellLabel(label=label, source="expert", members=members, note=row.get("note") or "")
-    return label_map.model_copy(update={"cells": dict(sorted(cells.items()))})
+    """Expert edits from a CSV (`cell,label[,note]`; label `Unlabelled` clears a cell) become 'expert' entries;
+    the same rule as edits published from the archive (skyqa.service.curation.edits)."""
+    return curation_edits.apply_edits(label_map, curation_edits.read_edits_csv(edits))

@@ -1,7 +1,8 @@
 """`skyqa export`: a new numbered version in the Triton model repository, never touching a live one.
 
 DESOM-2 is only meaningful on top of the DESOM-1 it was trained with, so its version directory
-records that lineage and the classifier refuses a mismatched pair.
+records that lineage and the classifier refuses a mismatched pair. Version directories are written through
+`skyqa.service.modelrepo.new_version` (staged, then renamed), as curation publishing writes its versions.
 """
 
 from __future__ import annotations
@@ -17,17 +18,8 @@ import numpy as np
 from skyqa.service.calibration import CALIBRATION, Calibration, Derived
 from skyqa.service.pipeline.histovector import CellScaler
 from skyqa.service.labels import LabelMap
-from skyqa.service.modelrepo import versions
-
-
-def next_version(repository: Path, name: str) -> str:
-    return str(max(versions(repository, name), default=0) + 1)
-
-
-def _new_version_dir(repository: Path, name: str) -> Path:
-    target = repository / name / next_version(repository, name)
-    target.mkdir(parents=True, exist_ok=False)  # exist_ok=False: a live version is never overwritten
-    return target
+from skyqa.service.modelcard import render_card
+from skyqa.service.modelrepo import new_version, versions
 
 
 def _same_desom1(repository: Path, desom1_onnx: Path) -> str | None:
@@ -52,14 +44,18 @@ def publish(
 ) -> tuple[str, str]:
     """Writes desom2/<v2> and, unless the latest one is identical, desom1/<v1>; returns (v1, v2).
     Without a `calibration` the version serves with the settings' background check (skyqa.service.calibration)."""
-    same = _same_desom1(repository, desom1_onnx)
-    if same is None:
-        d1 = _new_version_dir(repository, "desom1")
-        shutil.copyfile(desom1_onnx, d1 / "model.onnx")
-        np.save(d1 / "prototypes.npy", prototypes.astype(np.float16))
-    else:
-        d1 = repository / "desom1" / same
-    d2 = _new_version_dir(repository, "desom2")
+    v1 = _same_desom1(repository, desom1_onnx)
+    if v1 is None:
+        with new_version(repository, "desom1") as (v1, d1):
+            shutil.copyfile(desom1_onnx, d1 / "model.onnx")
+            np.save(d1 / "prototypes.npy", prototypes.astype(np.float16))
+    with new_version(repository, "desom2") as (v2, d2):
+        _write_desom2(d2, v1, v2, desom2_onnx, scaler, labels, card, calibration)
+    return v1, v2
+
+
+def _write_desom2(d2: Path, v1: str, v2: str, desom2_onnx: Path, scaler: CellScaler, labels: LabelMap, card: dict,
+                  calibration: Calibration | None) -> None:
     shutil.copyfile(desom2_onnx, d2 / "model.onnx")
     scaler.save(d2 / "scaler.json")
     labels.save(d2 / "labels.json")
@@ -67,36 +63,18 @@ def publish(
         calibration.save(d2 / CALIBRATION)
         card = {**card, "calibration": {name: f"{limit.value} ({limit.derivation})"
                                         for name, limit in calibration if isinstance(limit, Derived)}}
-    (d2 / "lineage.json").write_text(json.dumps({"desom1_version": d1.name}) + "\n")
+    (d2 / "lineage.json").write_text(json.dumps({"desom1_version": v1}) + "\n")
     card = {
         **card,
-        "desom1_version": d1.name,
-        "desom2_version": d2.name,
+        "desom1_version": v1,
+        "desom2_version": v2,
         "exported_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hardware": f"{platform.machine()} {platform.processor() or ''} ({_cpus()} CPUs)".strip(),
     }
     (d2 / "model_card.md").write_text(render_card(card))
-    return d1.name, d2.name
 
 
 def _cpus() -> int:
     import os
 
     return len(os.sched_getaffinity(0))
-
-
-def render_card(card: dict) -> str:
-    """A small markdown model card: data, schedule, metrics, time and hardware, for the people who deploy it."""
-    lines = [f"# skyqa model card: desom1 v{card['desom1_version']} + desom2 v{card['desom2_version']}", ""]
-    for section in ("data", "training", "metrics", "calibration"):
-        if section in card:
-            lines += [f"## {section.capitalize()}", ""]
-            lines += [f"- {key}: {value}" for key, value in card[section].items()]
-            lines.append("")
-    lines += ["## Provenance", "", f"- exported: {card['exported_utc']}", f"- hardware: {card['hardware']}", ""]
-    lines += ["Labels come from `skyqa curate` (majority vote with a purity threshold over a labelled sample);",
-              "entries marked `expert` in labels.json are hand edits and survive re-curation.",
-              "Archive exposures that fail the background check do not vote; served with this version, the same",
-              "check makes such exposures BGP. Its limits are this version's calibration.json (derived from the",
-              "archive by `skyqa curate --data`); without that file, `Settings.background_check`.", ""]
-    return "\n".join(lines)

@@ -219,6 +219,15 @@ def service_health() -> list[Panel]:
             width=6,
         ),
         Panel(
+            "Model reloads",
+            "timeseries",
+            (Target(zero_if_none(f"sum by (outcome) (increase(skyqa_model_reloads_total[{RATE}]))"), "{{outcome}}"),),
+            "Published model versions swapped in without a restart (reloaded), or refused while the loaded ones"
+            " keep serving (failed: see the daemon's model_reload_failed log line).",
+            bars=True,
+            width=6,
+        ),
+        Panel(
             "End-to-end latency",
             "timeseries",
             quantiles("skyqa_end_to_end_latency_seconds", "since"),

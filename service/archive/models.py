@@ -2,7 +2,8 @@
 
 One `exposures` row per exposure (metadata, pointer to its latest verdict), one `verdicts` row per exposure and
 model-version pair (re-processing by the same models updates it, new models add a row: the history), and one
-`dead_letters` row per rejected event, kept generically (the full record as JSON beside the triage columns).
+`dead_letters` row per rejected event, kept generically (the full record as JSON beside the triage columns), and
+one `curation_edits` row per expert edit of a DESOM-2 cell label (skyqa.service.curation).
 """
 
 from __future__ import annotations
@@ -83,3 +84,22 @@ class DeadLetterRow(Base):
     record: Mapped[dict] = mapped_column(JSON, doc="the whole dead-letter record, whatever fields it carries")
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     archived_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CurationEdit(Base):
+    """An expert's edit of one DESOM-2 cell's label, against the version it was made on; pending until a publish
+    writes it into a new version's labels.json (`published_version`)."""
+
+    __tablename__ = "curation_edits"
+    __table_args__ = (Index("ix_curation_edits_pending", "desom2_version", "published_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    desom2_version: Mapped[str] = mapped_column(String(64))
+    cell_x: Mapped[int] = mapped_column(Integer)
+    cell_y: Mapped[int] = mapped_column(Integer)
+    cell_index: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str | None] = mapped_column(String(32), doc="the new label; NULL clears the cell (unlabelled)")
+    note: Mapped[str] = mapped_column(String, default="")
+    user: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    published_version: Mapped[str | None] = mapped_column(String(64))

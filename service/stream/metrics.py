@@ -51,6 +51,11 @@ TRITON_SECONDS = Histogram(
 )
 TRITON_FAILURES = Counter("skyqa_triton_failures_total", "Failed Triton inference requests", ["model"])
 MODEL_INFO = Gauge("skyqa_model_info", "Model versions in use (value 1)", ["desom1_version", "desom2_version"])
+MODEL_RELOADS = Counter("skyqa_model_reloads_total",
+                        "Model versions swapped in without a restart ('reloaded') or that failed to load ('failed')",
+                        ["outcome"])
+for _outcome in ("reloaded", "failed"):
+    MODEL_RELOADS.labels(outcome=_outcome)
 READY = Gauge("skyqa_ready", "1 when broker and inference backend are reachable and models loaded")
 
 

@@ -14,8 +14,9 @@ from skyqa.service.stream.fetch import Fetcher
 from skyqa.service.stream.health import Health, HealthServer, tcp_reachable
 from skyqa.service.stream.kafka_io import MAX_POLL_INTERVAL_MS, CommitOffsets, Produce, TransactionalPublisher, make_consumer
 from skyqa.service.stream.kafka_loop import KafkaLoop
-from skyqa.service.stream.metrics import MODEL_INFO, expose_label_series
+from skyqa.service.stream.metrics import expose_label_series
 from skyqa.service.stream.observe import Observe
+from skyqa.service.stream.reload import ReloadingClassifier
 from skyqa.service.stream.steps import VerdictSource, chain
 
 log = structlog.get_logger("skyqa.stream")
@@ -29,8 +30,9 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     _stop_on_signals(stop)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every (re)connection at INFO
-    classifier = Classifier(settings)
-    MODEL_INFO.labels(desom1_version=classifier.versions.desom1, desom2_version=classifier.versions.desom2).set(1)
+    classifier = ReloadingClassifier(settings, Classifier)
+    if threading.current_thread() is threading.main_thread():  # SIGHUP: look for a new model version now
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: classifier.request())
     expose_label_series()
     checks = {"inference": classifier.ready}
     if settings.serve.source == "kafka":
