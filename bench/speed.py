@@ -56,6 +56,8 @@ STAGE_ROWS = (
     ("read / decompress+write", "read", "decompress"),
     ("detect / source-extractor", "detect", "sextractor"),
     ("cutouts", "cutouts", "cutouts"),
+    ("preview: bin CCDs", "preview", None),
+    ("preview: render + write", "preview_render", None),
     ("desom1", "desom1", None),
     ("histovector", "histovector", None),
     ("desom2", "desom2", None),
@@ -203,8 +205,8 @@ def child_classify(exposures: list[Path], cold: bool) -> dict:
 
     stage_cpu: dict[str, float] = {}
 
-    def recording(path: Path, settings: object) -> object:  # instrumentation: keep the per-stage CPU seconds
-        prepared = prepare_exposure(path, settings)
+    def recording(path: Path, settings: object, *args: object) -> object:  # instrumentation: per-stage CPU seconds
+        prepared = prepare_exposure(path, settings, *args)
         stage_cpu.clear()
         stage_cpu.update(prepared.cpu_s)
         return prepared
@@ -387,7 +389,7 @@ def _table(d: DensityRuns, workers: int) -> list[str]:
     rows: list[tuple[str, ...]] = []
     for name, ours, theirs in STAGE_ROWS:
         rows.append((f"{name} wall (s)", *(_warm(r, "timings", ours) for r in runs[:3]), sex["timings"].get(theirs)))
-        if ours in ("read", "detect", "cutouts"):
+        if ours in ("read", "preview", "detect", "cutouts"):
             rows.append((f"  {ours} CPU (s)", *(_warm(r, "stage_cpu_s", ours) for r in runs[:3]), None))
     cpu = [_warm(r, "cpu_s") for r in runs[:3]] + [sex["cpu_s"]]
     rows += [
@@ -457,6 +459,12 @@ def report(runs: list[DensityRuns], workers: int, load: tuple[float, float]) -> 
         lines.append(f"  {d.density:<9} {time_part}peak RSS <= 1 GiB: "
                      f"{verdict(d.default.peak_tree_mib <= TARGET_RSS_MIB)} ({d.default.peak_tree_mib:.0f} MiB tree); "
                      f"agreement >= 99%: {verdict(ok_agree)}")
+    for d in runs:
+        preview_cpu, render = _warm(d.default, "stage_cpu_s", "preview"), _warm(d.default, "timings", "preview_render")
+        if preview_cpu is not None and render is not None:
+            lines.append(f"  {d.density:<9} focal-plane preview adds {preview_cpu:.2f} CPU-s (binning + strided read, "
+                         f"workers) + {render:.2f} s (render + write) per exposure, of {_warm(d.default, 'cpu_s'):.2f} "
+                         "CPU-s in all")
     lines += [
         "", "stage rows: p50 over the warm calls of the seconds summed over CCDs (spread over the workers);",
         "CPU rows: user + sys (worker stages: summed over CCDs; process tree: the whole call).",
@@ -468,7 +476,8 @@ def report(runs: list[DensityRuns], workers: int, load: tuple[float, float]) -> 
 
 
 def measure(args: argparse.Namespace) -> list[DensityRuns]:
-    env = {"SKYQA_WORKERS": str(args.workers), "SKYQA_LOG_LEVEL": "WARNING"}
+    env = {"SKYQA_WORKERS": str(args.workers), "SKYQA_LOG_LEVEL": "WARNING",
+           "SKYQA_PREVIEWS__LOCATION": str(args.out.resolve() / "previews")}
     if args.models:
         env["SKYQA_MODELS__REPOSITORY"] = str(args.models)
     every_row = {"SKYQA_DETECTION__AREA_FRACTION": "1.0", "SKYQA_DETECTION__MAX_SEARCHED_ROWS": str(10**9)}

@@ -122,6 +122,17 @@ class ArchiveConfig(BaseModel):
     http_port: int = 8081
 
 
+class PreviewConfig(BaseModel):
+    """Focal-plane previews written while each exposure is classified (skyqa.service.previews), for the web pages."""
+
+    enabled: bool = True
+    location: Path = Field(default_factory=lambda: DATA_DIR / "previews")
+    max_side: int = Field(1024, ge=64, le=8192, description="pixels on the focal plane's longer side, at most")
+    max_bytes: int = Field(300_000, ge=10_000, description="encoded size cap: lower quality, then smaller")
+    format: Literal["webp", "png"] = "webp"
+    quality: int = Field(80, ge=10, le=100, description="WebP quality")
+
+
 class WebConfig(BaseModel):
     """`skyqa web`: viewing is open; curating and publishing need a login from `users` (argon2 hashes made by
     `skyqa web --hash-password`) or, behind a reverse proxy that authenticates, the user it names in
@@ -152,6 +163,7 @@ class Settings(BaseSettings):
     serve: ServeConfig = ServeConfig()
     site: SiteConfig = SiteConfig()
     archive: ArchiveConfig = ArchiveConfig()
+    previews: PreviewConfig = PreviewConfig()
     web: WebConfig = WebConfig()
 
     @classmethod

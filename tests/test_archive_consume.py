@@ -98,7 +98,7 @@ def test_kill9_writer_and_restart_postgres_every_verdict_lands_once(
     topics = kafka_broker.unique_topics("archive")
     url = postgres_server.database()
     group = f"{topics['group_id']}-archive"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYQA_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYQA_") or k == "SKYQA_DATA_DIR"}
     env.update({
         "SKYQA_KAFKA__BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
         "SKYQA_KAFKA__VERDICTS_TOPIC": topics["verdicts_topic"],

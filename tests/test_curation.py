@@ -13,7 +13,7 @@ from skyqa.cli import main
 from skyqa.service.archive.schema import current_revision, migrate
 from skyqa.service.archive.store import Archive, open_engine
 from skyqa.service.config import load_settings
-from skyqa.service.curation.edits import list_edits, record_edit
+from skyqa.service.curation.edits import draft, list_edits, record_edit
 from skyqa.service.curation.publish import NothingToPublish, publish_edits, republish
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import VersionExists, new_version, versions
@@ -48,6 +48,8 @@ def test_edits_publish_a_new_version_with_provenance_and_never_touch_the_old(arc
     clear = record_edit(archive, repo, "desom2", cell=0, label=Label.UNLABELLED, note="mixed", user="bo")
     assert (relabel.cell, relabel.desom2_version, relabel.published_version) == (5, "1", None)
     assert [e.id for e in list_edits(archive, pending=True)] == [relabel.id, clear.id]
+    pending = draft(archive, repo, "desom2")  # what a publish would write now
+    assert (pending.version, len(pending.edits), pending.labels.label_of(5)) == ("1", 2, Label.BADFOCUS)
 
     done = publish_edits(archive, repo, "desom2", user="chief", note="night 2026-11-28")
 
@@ -128,5 +130,9 @@ def test_cli_edits_lists_publishes_and_reverts(tmp_path: Path, repo: Path, capsy
     assert main([*base, "publish"]) == 1
     assert "no pending curation edits" in capsys.readouterr().err
     assert main([*base, "edit", "99", "BT"]) == 1
-    assert main([*base, "revert", "1"]) == 0
+    assert main([*base, "revert", "7"]) == 1 and "version '7' not in" in capsys.readouterr().err
+    assert main([*base, "edit", "6", "BT"]) == 0  # on v2
+    assert main([*base, "revert", "1"]) == 0  # v3: the v2 edit is now on an older version
+    assert main([*base, "publish"]) == 1
+    assert "1 older version(s) have unpublished edits: 2" in capsys.readouterr().err
     assert LabelMap.load(repo / "desom2" / "3" / "labels.json").label_of(6) is Label.UNLABELLED

@@ -31,7 +31,7 @@ MODELS = ROOT / "models"
 
 
 def clean_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYQA_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYQA_") or k == "SKYQA_DATA_DIR"}
     return {**env, "SKYQA_MODELS__REPOSITORY": str(MODELS), "SKYQA_WORKERS": "1", "PYTHONUNBUFFERED": "1",
             "SKYQA_SERVE__HTTP_HOST": "127.0.0.1", "SKYQA_SERVE__HTTP_PORT": str(free_port()), **settings}
 
@@ -151,7 +151,8 @@ def test_kafka_daemon_turns_each_event_into_one_verdict_or_dead_letter(
                     SKYQA_KAFKA__BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
                     SKYQA_KAFKA__TRANSACTIONAL_ID=f"{topics['group_id']}-0",
                     SKYQA_FETCH__ALLOWED_ROOTS=json.dumps([str(directory)]),
-                    SKYQA_FETCH__SPOOL_DIR=str(tmp_path / "spool"))
+                    SKYQA_FETCH__SPOOL_DIR=str(tmp_path / "spool"),
+                    SKYQA_PREVIEWS__LOCATION=str(tmp_path / "previews"))
     log = tmp_path / "daemon.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "skyqa.service.stream.cli", "--source", "kafka"],
@@ -182,3 +183,5 @@ def test_kafka_daemon_turns_each_event_into_one_verdict_or_dead_letter(
     assert Counter(dl.source.offset for dl in letters) == Counter(list(reasons))
     assert {dl.source.offset: dl.reason for dl in letters} == reasons
     assert not any((tmp_path / "spool").rglob("*")), "file:// events are read in place: nothing spooled"
+    # The Kafka daemon writes a focal-plane preview per verdict; hostile ids never name a file.
+    assert sorted(p.name for p in (tmp_path / "previews").iterdir()) == sorted(f"{e}.webp" for e in good)

@@ -1,5 +1,5 @@
 """Model reload without a restart: a curated version published while the real directory daemon runs is used
-for its next exposure, with the new version in the verdict and the new label."""
+for its next exposure, with the new version in the verdict and the new label (and the daemon writes previews)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from skyqa.service.curation.edits import record_edit
 from skyqa.service.curation.publish import publish_edits
 from skyqa.service.labels import Label
 from skyqa.service.pipeline.classify import Classifier
+from skyqa.service.previews.store import PreviewStore
 from skyqa.service.stream.reload import ReloadingClassifier
 from skyqa.service.stream.serve import serve
 from tests.fits_factory import write_exposure
@@ -47,6 +48,7 @@ def test_the_daemon_serves_a_version_published_while_it_runs(tmp_path: Path) -> 
     shutil.copytree(shipped_models(), repo)
     url = f"sqlite:///{tmp_path / 'archive.db'}"
     settings = Settings(archive={"url": url}, workers=1, models={"repository": repo},
+                        previews={"location": tmp_path / "previews"},
                         serve={"source": "dir", "watch_dir": watch, "watch_interval_s": 0.2,
                                "model_reload_interval_s": 0, "http_host": "127.0.0.1", "http_port": free_port()})
     watch.mkdir()
@@ -73,6 +75,8 @@ def test_the_daemon_serves_a_version_published_while_it_runs(tmp_path: Path) -> 
     assert second["models"]["desom2"] == "3" and second["cell_index"] == cell
     assert second["label"] == new_label.value
     assert _reloads("reloaded") == reloaded_before + 1
+    store = PreviewStore(tmp_path / "previews")  # the daemon writes each exposure's focal-plane preview
+    assert store.get("101") is not None and store.get("102") is not None
 
 
 def test_a_broken_version_keeps_the_old_models_and_sighup_asks_for_a_check(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prom, Path, Path, list[Path]]]:
     assert build.main(["--time-scale", str(TIME_SCALE), "--out", str(rules)]) == 0
 
     daemon_port, prom_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYQA_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYQA_") or k == "SKYQA_DATA_DIR"}
     env.update({
         "SKYQA_SERVE__HTTP_PORT": str(daemon_port),
         "SKYQA_SERVE__HTTP_HOST": "127.0.0.1",

@@ -58,7 +58,7 @@ def test_wheel_in_a_fresh_venv_classifies_with_the_shipped_models(dist: Path, tm
     exposure = simulate_exposure(tmp_path / "night")
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "SKYQA_CONFIG"} and not k.startswith("SKYQA_")}
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "SKYQA_CONFIG"} and (not k.startswith("SKYQA_") or k == "SKYQA_DATA_DIR")}
 
     def skyqa(*args: str) -> str:
         return subprocess.run([env_dir / "bin" / "skyqa", *args], cwd=work, env=env, check=True,

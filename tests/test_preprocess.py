@@ -35,7 +35,7 @@ def test_cutouts_and_weight(tmp_path, compress):
     assert cut.min() == 0.0 and cut.max() == 1.0 and np.isfinite(cut).all()
     assert 2 * 40 * 36 / 2 <= prepared.weight <= 2 * 55 * 36 / 2
     assert prepared.metrics.detections_per_ccd == pytest.approx(prepared.weight / 36)
-    assert set(prepared.timings) == {"read", "detect", "cutouts", "prepare_wall"}
+    assert set(prepared.timings) == {"read", "preview", "detect", "cutouts", "prepare_wall"}
 
 
 def test_dead_ccd_listed_and_nans_filled(exposure):

@@ -107,7 +107,7 @@ class Daemon:
 @pytest.fixture()
 def daemon(kafka_broker: KafkaBroker, night: Path, models: Path, tmp_path: Path) -> Iterator[Daemon]:  # noqa: F811
     topics = kafka_broker.unique_topics("rel")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYQA_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKYQA_") or k == "SKYQA_DATA_DIR"}
     env.update({f"SKYQA_KAFKA__{k.upper()}": v for k, v in topics.items()})
     env.update({
         "SKYQA_KAFKA__BOOTSTRAP_SERVERS": kafka_broker.bootstrap,

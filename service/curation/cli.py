@@ -37,6 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from skyqa.service.modelrepo import VersionExists
+
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, VersionExists) as err:  # off the map, nothing to publish, no such
+        print(f"skyqa curation: {err}", file=sys.stderr)         # version, another ONNX: one line, no traceback
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     from skyqa.service.archive.store import Archive
     from skyqa.service.curation import edits, publish
 
@@ -68,9 +78,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             done = publish.publish_edits(archive, repository, name, user, args.note)
             print(f"{name} v{done.version}: {len(done.edits)} edit(s) of v{done.parent} published")
-    except ValueError as err:  # a cell off the map, nothing to publish, another ONNX: one line, no traceback
-        print(f"skyqa curation: {err}", file=sys.stderr)
-        return 1
     finally:
         archive.close()
     return 0

@@ -6,6 +6,8 @@ Interfaces (used by the web app, `skyqa curation` and `skyqa curate --edits`):
   stores an edit against a DESOM-2 version (resolved now, so "latest" means the map the expert looked at);
   raises `ValueError` for a cell outside that version's grid.
 - `list_edits(archive, version=None, pending=None) -> list[Edit]`: oldest first; `pending=True` only the unpublished.
+- `draft(archive, repository, name) -> Draft`: the latest version, its pending edits and its labels with them
+  applied: what a publish would write now (the web app shows it before publishing).
 - `apply_edits(label_map, edits) -> LabelMap`: later edits of a cell win; entries become `source="expert"`
   with the edit's provenance (user, edited_at, edit_id, note).
 - `read_edits_csv(path) -> list[Edit]`: the `cell,label[,note]` CSV of `skyqa curate --edits`.
@@ -41,6 +43,20 @@ class Edit:
     id: int | None = None
     desom2_version: str | None = None
     published_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    version: str  # the latest version, the one the edits apply to
+    directory: Path
+    edits: list[Edit]  # pending, oldest first
+    labels: LabelMap  # the version's labels with the pending edits applied
+
+
+def draft(archive: Archive, repository: Path, name: str) -> Draft:
+    version, directory = resolve_version(repository, name, "latest")
+    edits = list_edits(archive, version=version, pending=True)
+    return Draft(version, directory, edits, apply_edits(LabelMap.load(directory / "labels.json"), edits))
 
 
 def cell_index(cell: int | tuple[int, int], grid: tuple[int, int]) -> int:

@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from skyqa.service.archive.models import CurationEdit
 from skyqa.service.archive.store import Archive
-from skyqa.service.curation.edits import Edit, apply_edits, list_edits
+from skyqa.service.curation.edits import Edit, draft, list_edits
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelcard import CARD, with_curation
-from skyqa.service.modelrepo import new_version, resolve_version
+from skyqa.service.modelrepo import VersionExists, new_version, resolve_version
 
 LABELS = "labels.json"
 
@@ -43,21 +43,24 @@ class Published:
 
 
 def publish_edits(archive: Archive, repository: Path, name: str, user: str, note: str = "") -> Published:
-    parent, parent_dir = resolve_version(repository, name, "latest")
-    edits = list_edits(archive, version=parent, pending=True)
+    current = draft(archive, repository, name)
+    parent, parent_dir, edits = current.version, current.directory, current.edits
     if not edits:
-        raise NothingToPublish(f"{name} v{parent}: no pending curation edits")
-    labels = apply_edits(LabelMap.load(parent_dir / LABELS), edits)
+        stale = sorted({e.desom2_version for e in list_edits(archive, pending=True)})
+        older = f" ({len(stale)} older version(s) have unpublished edits: {', '.join(stale)})" if stale else ""
+        raise NothingToPublish(f"{name} v{parent}: no pending curation edits{older}")
     items = [_describe(edit) for edit in edits]
     with Session(archive.engine) as session, session.begin():
         with new_version(repository, name) as (version, staging):
+            if int(version) != int(parent) + 1:  # a version appeared since the draft: it is not what we edited
+                raise VersionExists(f"{name} v{int(version) - 1} was published after v{parent}, which these edits are on")
             claimed = session.execute(
                 update(CurationEdit)
                 .where(CurationEdit.id.in_([e.id for e in edits]), CurationEdit.published_version.is_(None))
                 .values(published_version=version))
             if claimed.rowcount != len(edits):  # another publisher took them first: leave no version behind
                 raise NothingToPublish(f"{name} v{parent}: the pending edits were published concurrently")
-            _write(parent_dir, staging, version, labels,
+            _write(parent_dir, staging, version, current.labels,
                    f"{len(edits)} edit(s) of v{parent} published by {user} at {_now()}{_why(note)}", items)
     return Published(version, parent, edits)
 

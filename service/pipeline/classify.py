@@ -20,6 +20,8 @@ from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
 from skyqa.service.pipeline.metadata import read_metadata
 from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
+from skyqa.service.previews.image import render
+from skyqa.service.previews.store import PreviewStore
 from skyqa.service.verdict import ModelVersions, Verdict
 
 DESOM1_NODES = 25 * 25
@@ -59,12 +61,15 @@ class Classifier:
                 "set models.desom1_version to match"
             )
         self.versions = ModelVersions(desom1=self.desom1.version, desom2=self.desom2.version)
+        self.previews = PreviewStore(settings.previews.location) if settings.previews.enabled else None
 
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict:
         """Raises skyqa.service.pipeline.exposure.ExposureError (with a machine-readable reason) for unusable files."""
         start = time.perf_counter()
-        prepared = prepare_exposure(Path(path), self.settings)
+        preview_side = self.settings.previews.max_side if self.previews else None
+        prepared = prepare_exposure(Path(path), self.settings, preview_side)
         timings = dict(prepared.timings)
+        self._write_preview(exposure_id or prepared.exposure_id, prepared, timings)
         if len(prepared.cutouts) == 0:
             return self._verdict(prepared, exposure_id, np.zeros(DESOM1_NODES, np.int64), None, timings, start)
 
@@ -81,6 +86,18 @@ class Classifier:
         cells, distances = self.desom2.predict(features)
         timings["desom2"] = time.perf_counter() - t
         return self._verdict(prepared, exposure_id, vector, (int(cells[0]), float(distances[0])), timings, start)
+
+    def _write_preview(self, exposure_id: str, prepared: PreparedExposure, timings: dict[str, float]) -> None:
+        """Render and store the focal-plane preview; a preview that cannot be written never costs the verdict."""
+        if self.previews is None or prepared.mosaic is None:
+            return
+        t = time.perf_counter()
+        cfg = self.settings.previews
+        try:
+            self.previews.put(exposure_id, render(prepared.mosaic, cfg.format, cfg.quality, cfg.max_bytes), cfg.format)
+        except OSError as err:
+            log.warning("preview_not_written", exposure_id=exposure_id, error=f"{type(err).__name__}: {err}")
+        timings["preview_render"] = time.perf_counter() - t
 
     def _verdict(
         self,

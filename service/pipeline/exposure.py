@@ -31,7 +31,7 @@ DEFAULT_SATURATE = 65535.0
 _FITS_MAGIC = b"SIMPLE  ="
 _GZIP_MAGIC = b"\x1f\x8b"  # a gzip-wrapped FITS file (.fits.gz), whatever its name; astropy reads it as such
 _EXPOSURE_SUFFIXES = (".fits.fz", ".fits.gz", ".fits", ".fz", ".gz")
-_DATASEC = re.compile(r"\[(\d+):(\d+),(\d+):(\d+)\]")
+_SECTION = re.compile(r"\[(\d+):(\d+),(\d+):(\d+)\]")
 
 REASONS = ("not_found", "not_fits", "truncated", "no_ccd_hdus", "no_usable_ccd", "unreadable",
            "invalid_exposure_id", "too_many_pixels", "too_many_hdus")
@@ -62,6 +62,7 @@ class CCDInfo:
     saturate: float = DEFAULT_SATURATE
     pixel_scale: float | None = None  # arcsec/pixel from this HDU's header, None when it has none
     origin: tuple[int, int] = (0, 0)  # (row, col) of the data section's first pixel in the HDU array
+    detsec: tuple[int, int, int, int] | None = None  # DETSEC (x1, x2, y1, y2), 1-based, in the mosaic; for previews
 
 
 def _number(header: fits.Header, key: str, default: float | None = None) -> float | None:
@@ -87,12 +88,22 @@ def header_pixel_scale(header: fits.Header) -> float | None:
 def data_section(header: fits.Header, shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
     """(origin, shape) of DATASEC ('[x1:x2,y1:y2]', 1-based inclusive FITS pixels) within an array of `shape`;
     the whole array when the card is missing, malformed or points outside it."""
-    match = _DATASEC.fullmatch(str(header.get("DATASEC", "")).replace(" ", ""))
+    match = _SECTION.fullmatch(str(header.get("DATASEC", "")).replace(" ", ""))
     if match:
         x1, x2, y1, y2 = (int(v) for v in match.groups())
         if 1 <= x1 < x2 <= shape[1] and 1 <= y1 < y2 <= shape[0]:
             return (y1 - 1, x1 - 1), (y2 - y1 + 1, x2 - x1 + 1)
     return (0, 0), shape
+
+
+def mosaic_section(header: fits.Header) -> tuple[int, int, int, int] | None:
+    """DETSEC '[x1:x2,y1:y2]' (where the CCD sits in the focal plane; x1 > x2 for a flipped readout), None when
+    missing or malformed."""
+    match = _SECTION.fullmatch(str(header.get("DETSEC", "")).replace(" ", ""))
+    if not match:
+        return None
+    x1, x2, y1, y2 = (int(v) for v in match.groups())
+    return (x1, x2, y1, y2) if min(x1, x2, y1, y2) >= 1 and x1 != x2 and y1 != y2 else None
 
 
 def _is_compressed(header: fits.Header) -> bool:
@@ -136,6 +147,7 @@ def _ccd_info(index: int, hdu: object) -> CCDInfo | None:
         origin=origin,
         saturate=saturate if saturate > 0 else DEFAULT_SATURATE,
         pixel_scale=header_pixel_scale(header),
+        detsec=mosaic_section(header),
     )
 
 
@@ -307,6 +319,22 @@ def read_rows(exposure: OpenExposure, info: CCDInfo, rows: Sequence[slice | None
         partial = _is_compressed(hdu.header) and any(band is not None for band in bands)
         tiles = exposure.tiles() if partial else None
         return [_as_float32(_band(_image(hdu), tiles, info, band)) for band in bands]
+    except Exception as exc:
+        raise ExposureError("unreadable", f"{exposure.hdul.filename()}[{info.extname}]: "
+                                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def read_sampled_rows(exposure: OpenExposure, info: CCDInfo, rows: Sequence[int]) -> np.ndarray:
+    """Single rows of one CCD's data section, (len(rows), ncols) float32: a strided read for previews (only the
+    tiles of those rows are decoded when the HDU is tile-compressed)."""
+    try:
+        hdu = exposure.hdul[info.hdu_index]
+        tiles = exposure.tiles() if _is_compressed(hdu.header) else None
+        image = _image(hdu)
+        out = np.empty((len(rows), info.shape[1]), np.float32)
+        for i, row in enumerate(rows):
+            out[i] = _band(image, tiles, info, (row, row + 1))[0]
+        return out
     except Exception as exc:
         raise ExposureError("unreadable", f"{exposure.hdul.filename()}[{info.extname}]: "
                                           f"{type(exc).__name__}: {exc}") from exc

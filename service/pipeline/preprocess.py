@@ -43,12 +43,14 @@ from skyqa.service.pipeline.exposure import (
     is_dead,
     open_exposure,
     read_rows,
+    read_sampled_rows,
 )
 from skyqa.service.pipeline.physical import SourceMeasures, exposure_pixel_scale, header_exptime, measure_sources, summarise
+from skyqa.service.previews.image import Mosaic, bin_factor, ccd_thumbnail
 from skyqa.service.verdict import PhysicalMetrics
 
 REFERENCE_CCDS = 36  # W is scaled to a 36-CCD exposure, as the reference does for 40-CCD ones
-STAGES = ("read", "detect", "cutouts")
+STAGES = ("read", "preview", "detect", "cutouts")
 CHUNKS_PER_WORKER = 3  # enough tasks to balance uneven CCDs, few enough to open the file rarely
 
 
@@ -67,6 +69,7 @@ class PreparedExposure:
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per worker stage, summed over CCDs
     notes: list[str] = field(default_factory=list)  # degraded processing, e.g. a CCD whose detection overflowed
     primary_header: fits.Header = field(default_factory=fits.Header, repr=False)  # read once, for the metadata
+    mosaic: Mosaic | None = None  # binned CCDs for the focal-plane preview, when asked for
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class _CCDResult:
     detections: float  # sources counted in the searched rows / searched fraction
     measures: list[SourceMeasures]
     structure: float  # skyqa.service.pipeline.detection.background_structure over all searched bands
+    thumbnail: np.ndarray | None  # the CCD binned for the preview (None: no preview asked for)
     timings: dict[str, float]
     cpu_s: dict[str, float]
     notes: list[str]
@@ -114,7 +118,8 @@ def row_bands(n_rows: int, area_fraction: float, band_rows: int, max_rows: int |
 
 
 def _process_ccds(
-    path: str, ccds: list[CCDInfo], exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig
+    path: str, ccds: list[CCDInfo], exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig,
+    preview_bin: int | None = None,
 ) -> list[_CCDResult]:
     """Consecutive CCDs with one open of the file (runs in a worker process); memory stays one CCD.
 
@@ -122,13 +127,15 @@ def _process_ccds(
     instead of per CCD keeps that from growing with the square of the number of CCDs.
     """
     with open_exposure(path) as opened:
-        return [_process_ccd(opened, info, exposure, seed, det_cfg, cut_cfg) for info in ccds]
+        return [_process_ccd(opened, info, exposure, seed, det_cfg, cut_cfg, preview_bin) for info in ccds]
 
 
 def _process_ccd(
-    opened: OpenExposure, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig
+    opened: OpenExposure, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig,
+    preview_bin: int | None = None,
 ) -> _CCDResult:
-    """Everything one CCD contributes."""
+    """Everything one CCD contributes; its preview thumbnail from the bands read (before detection changes them)
+    plus a strided read of the rows between them."""
     clock, notes = _StageClock(), []
     n_rows = info.shape[0]
     cores = row_bands(n_rows, det_cfg.area_fraction, det_cfg.band_rows, det_cfg.max_searched_rows)
@@ -136,10 +143,14 @@ def _process_ccd(
     reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
     bands = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
     clock.lap("read")
+    thumbnail = None if preview_bin is None else ccd_thumbnail(
+        [(r.start, b) for r, b in zip(reads, bands, strict=True)], info.shape, preview_bin,
+        lambda rows: read_sampled_rows(opened, info, rows))
+    clock.lap("preview")
     if all(is_dead(b) for b in bands):
         empty = np.zeros((0, cut_cfg.size, cut_cfg.size, 1), np.float32)
         nothing = {"detect": 0.0, "cutouts": 0.0}
-        return _CCDResult(info.extname, True, empty, 0.0, [], 0.0, {**clock.wall, **nothing},
+        return _CCDResult(info.extname, True, empty, 0.0, [], 0.0, thumbnail, {**clock.wall, **nothing},
                           {**clock.cpu, **nothing}, [])
 
     measures, candidates, mesh = [], [], []  # candidates: (band index, x, y in band, y in CCD) of counted sources
@@ -166,8 +177,8 @@ def _process_ccd(
     clock.lap("cutouts")
 
     searched = sum(c.stop - c.start for c in cores) / n_rows
-    return _CCDResult(info.extname, False, cutouts, len(x) / searched, measures, structure, clock.wall, clock.cpu,
-                      notes)
+    return _CCDResult(info.extname, False, cutouts, len(x) / searched, measures, structure, thumbnail, clock.wall,
+                      clock.cpu, notes)
 
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
@@ -201,9 +212,10 @@ def shutdown_pool() -> None:
         _pool = None
 
 
-def _run_ccds(path: str, ccds: list[CCDInfo], exposure: str, settings: Settings) -> list[_CCDResult]:
+def _run_ccds(path: str, ccds: list[CCDInfo], exposure: str, settings: Settings,
+              preview_bin: int | None = None) -> list[_CCDResult]:
     """All CCDs' results in file order: inline for one worker, else in chunks spread over the pool."""
-    args = (exposure, settings.seed, settings.detection, settings.cutouts)
+    args = (exposure, settings.seed, settings.detection, settings.cutouts, preview_bin)
     n_chunks = min(len(ccds), settings.workers * CHUNKS_PER_WORKER)
     if settings.workers == 1 or n_chunks == 1:
         return _process_ccds(path, ccds, *args)
@@ -228,17 +240,26 @@ def too_small(info: CCDInfo, cut_cfg: CutoutConfig) -> str | None:
     return None
 
 
-def prepare_exposure(path: str | os.PathLike, settings: Settings) -> PreparedExposure:
-    """Cutouts, W and metrics of one exposure. Raises ExposureError for unreadable files and
-    when no CCD is usable (all dead or too small); an exposure without any detection gets 0 cutouts
-    (the classifier decides)."""
+def _mosaic(factor: int, all_ccds: list[CCDInfo], ccds: list[CCDInfo], results: list[_CCDResult]) -> Mosaic:
+    """Every CCD's place and thumbnail (None for those too small to be read)."""
+    thumbnails = {c.hdu_index: r.thumbnail for c, r in zip(ccds, results, strict=True)}
+    return Mosaic(factor, [c.detsec for c in all_ccds], [thumbnails.get(c.hdu_index) for c in all_ccds],
+                  (max(c.shape[0] for c in all_ccds), max(c.shape[1] for c in all_ccds)))
+
+
+def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: int | None = None) -> PreparedExposure:
+    """Cutouts, W and metrics of one exposure, and with `preview_side` the binned CCDs of a focal-plane preview of
+    at most that many pixels a side. Raises ExposureError for unreadable files and when no CCD is usable (all dead
+    or too small); an exposure without any detection gets 0 cutouts (the classifier decides)."""
     start = time.perf_counter()
     path = os.fspath(path)
     primary, all_ccds = describe_exposure(path, settings.limits)
     exposure = exposure_id(path, primary)
     skipped = {info.extname: why for info in all_ccds if (why := too_small(info, settings.cutouts))}
     ccds = [info for info in all_ccds if too_small(info, settings.cutouts) is None]
-    results = _run_ccds(path, ccds, exposure, settings) if ccds else []
+    sections, shapes = [c.detsec for c in all_ccds], [c.shape for c in all_ccds]
+    preview_bin = None if preview_side is None else bin_factor(sections, shapes, preview_side)
+    results = _run_ccds(path, ccds, exposure, settings, preview_bin) if ccds else []
     live = [r for r in results if not r.dead]
     if not live:
         raise ExposureError("no_usable_ccd", f"{path}: none of {len(all_ccds)} CCDs is usable "
@@ -259,6 +280,7 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings) -> PreparedExp
         cpu_s={stage: sum(r.cpu_s[stage] for r in results) for stage in STAGES},
         notes=[note for r in results for note in r.notes],
         primary_header=primary,
+        mosaic=None if preview_bin is None else _mosaic(preview_bin, all_ccds, ccds, results),
     )
     prepared.timings["prepare_wall"] = time.perf_counter() - start
     return prepared
