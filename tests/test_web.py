@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -11,7 +12,9 @@ from skyqa.service.archive.store import Archive
 from skyqa.service.curation.edits import list_edits
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import versions
+from skyqa.service.previews.store import PreviewStore
 from skyqa.service.web.app import create_web_app
+from skyqa.service.web.png import grey_png
 from tests.verdict_factory import make_verdict, random_histovectors
 from tests.web_fixtures import NIGHT, OPERATOR, PASSWORD, csrf_of, web_settings
 
@@ -59,6 +62,16 @@ def test_exposure_page_density_map_and_similar(client: TestClient) -> None:
     similar = page.split('id="similar"')[1]
     assert similar.count('class="hit"') == 8 and 'data-exposure="e03"' not in similar
     assert client.get("/exposures/nope").status_code == 404
+
+
+def test_previews_are_served_and_shown_where_made(client: TestClient, settings) -> None:  # noqa: ANN001
+    png = grey_png(np.full((8, 8), 128, np.uint8))
+    PreviewStore(settings.previews.location).put("e03", png, "png")
+    got = client.get("/previews/e03")
+    assert (got.status_code, got.headers["content-type"], got.content) == (200, "image/png", png)
+    assert '<img class="preview" src="/previews/e03"' in client.get("/exposures/e03").text
+    assert client.get("/previews/e04").status_code == 404
+    assert client.get("/previews/..%2F..%2Fetc%2Fpasswd").status_code == 404
 
 
 def test_maps_node_search_and_cell_gallery(client: TestClient) -> None:

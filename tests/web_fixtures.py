@@ -22,6 +22,7 @@ def web_settings(tmp_path: Path, exposures: int = 30, **web: object) -> Settings
     """Settings whose archive holds `exposures` verdicts of NIGHT in cells (0..2, 1) of the 4 x 4 tiny map."""
     repo = write_repository(tmp_path / "models", {k: Label.GOOD for k in range(16)})
     settings = Settings(archive={"url": f"sqlite:///{tmp_path / 'archive.db'}"}, models={"repository": repo},
+                        previews={"location": tmp_path / "previews"},
                         web={"users": {OPERATOR: _HASH}, "live_poll_s": 0.5, **web})
     vectors, cluster = random_histovectors(exposures, seed=4, clusters=3)
     archive = Archive(settings.archive.url)

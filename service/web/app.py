@@ -13,6 +13,7 @@ from skyqa.service.api.app import create_app
 from skyqa.service.config import Settings
 from skyqa.service.search.library import Search
 from skyqa.service.web.pages import router
+from skyqa.service.web.views import Previews
 
 API_PREFIX = "/api"
 
@@ -21,6 +22,7 @@ def create_web_app(settings: Settings, search_engine: Search | None = None) -> F
     app = create_app(settings, search_engine, api_prefix=API_PREFIX)
     app.state.settings = settings
     app.state.web_config = settings.web
+    app.state.previews = Previews(settings.previews.location)
     app.add_middleware(SessionMiddleware, secret_key=settings.web.session_secret.get_secret_value(),
                        session_cookie="skyqa_session", same_site="lax", https_only=settings.web.https_only)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

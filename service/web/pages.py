@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from skyqa.service.api.deps import get_search
-from skyqa.service.curation.edits import record_edit
+from skyqa.service.curation.edits import draft, record_edit
 from skyqa.service.curation.publish import NothingToPublish, publish_edits
 from skyqa.service.config import Settings
 from skyqa.service.labels import LABEL_COLOURS, Label
@@ -33,7 +33,7 @@ def settings_of(request: Request) -> Settings:
 def page(request: Request, name: str, status_code: int = 200, **context: object) -> HTMLResponse:
     return templates.TemplateResponse(request, name, {
         "user": auth.current_user(request), "csrf": auth.csrf_token(request), "colours": LABEL_COLOURS,
-        "labels": list(Label), **context}, status_code=status_code)
+        "labels": list(Label), "has_preview": request.app.state.previews.has, **context}, status_code=status_code)
 
 
 def tonight(settings: Settings) -> date:
@@ -74,6 +74,15 @@ def exposure(request: Request, s: SearchDep, exposure_id: str) -> HTMLResponse:
     return page(request, "exposure.html", e=view, v=view["verdict"])
 
 
+@router.get("/previews/{exposure_id}")
+def preview(request: Request, exposure_id: str) -> Response:
+    """The focal-plane preview made while the exposure was classified (skyqa.service.previews)."""
+    found = request.app.state.previews.get(exposure_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no preview of {exposure_id!r}")
+    return Response(found.data, media_type=found.media_type, headers={"Cache-Control": "max-age=300"})
+
+
 @router.get("/maps", response_class=HTMLResponse)
 def maps(request: Request, s: SearchDep,
          nodes: Annotated[list[Annotated[int, Query(ge=0, le=624)]], Query(max_length=625)] = [],  # noqa: B006
@@ -98,7 +107,9 @@ def cell(request: Request, s: SearchDep, x: int, y: int) -> HTMLResponse:
     version, labels = views.label_map(settings_of(request))
     if not (0 <= x < labels.grid[0] and 0 <= y < labels.grid[1]):
         return page(request, "message.html", 404, title="Not found", message=f"no cell ({x}, {y}) on the map")
-    return page(request, "cell.html", version=version, c=views.cell_view(s, labels, x, y))
+    pending = draft(s.archive, settings_of(request).models.repository, settings_of(request).models.desom2)
+    return page(request, "cell.html", version=version, c=views.cell_view(s, labels, x, y),
+                pending=[e for e in pending.edits if e.cell == y * labels.grid[0] + x])
 
 
 @router.post("/cells/{x}/{y}/label")

@@ -1,25 +1,18 @@
-"""A greyscale PNG from a numpy array (zlib + struct): the DESOM-1 prototype grid without an imaging library."""
+"""PNG pictures drawn on the server: the DESOM-1 prototype grid (Pillow, as the previews use)."""
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
 
 import numpy as np
+from PIL import Image
 
 
 def grey_png(image: np.ndarray) -> bytes:
     """8-bit greyscale PNG of a 2-D uint8 array."""
-    if image.ndim != 2 or image.dtype != np.uint8:
-        raise ValueError("a 2-D uint8 array")
-    height, width = image.shape
-    raw = np.hstack([np.zeros((height, 1), np.uint8), image]).tobytes()  # filter byte 0 per row
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+    buffer = io.BytesIO()
+    Image.fromarray(image, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def prototype_grid(prototypes: np.ndarray, columns: int) -> bytes:

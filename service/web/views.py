@@ -14,6 +14,7 @@ from skyqa.service.api.nights import NightSummary, night_hits, summarise_night
 from skyqa.service.config import Settings
 from skyqa.service.labels import LABEL_COLOURS, Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
+from skyqa.service.previews.store import Preview, PreviewStore
 from skyqa.service.search.filters import Filters, Hit, Page
 from skyqa.service.search.library import Search
 from skyqa.service.web import charts
@@ -94,6 +95,25 @@ def cell_view(search: Search, labels: LabelMap, x: int, y: int) -> dict:
             "entry": entry, "label": labels.label_of(y * labels.grid[0] + x),
             "distribution": Counter(h.label.value for h in members).most_common(),
             "samples": [(h, charts.density(vectors[h.verdict_id])) for h in members[:DENSITY_SAMPLES]]}
+
+
+class Previews:
+    """The preview store, asked per exposure id; a hostile id has no preview rather than an error."""
+
+    def __init__(self, location: Path) -> None:
+        self.store = PreviewStore(location)
+
+    def has(self, exposure_id: str) -> bool:
+        try:
+            return self.store.path(exposure_id) is not None
+        except ValueError:
+            return False
+
+    def get(self, exposure_id: str) -> Preview | None:
+        try:
+            return self.store.get(exposure_id)
+        except ValueError:
+            return None
 
 
 @lru_cache(maxsize=4)
