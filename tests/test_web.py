@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from skyqa.cli import main
 from skyqa.service.archive.store import Archive
+from skyqa.service.config import WebConfig
 from skyqa.service.curation.edits import list_edits
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import versions
 from skyqa.service.previews.store import PreviewStore
 from skyqa.service.web.app import create_web_app
+from skyqa.service.web.auth import verify_password
 from skyqa.service.web.png import grey_png
 from tests.verdict_factory import make_verdict, random_histovectors
 from tests.web_fixtures import NIGHT, OPERATOR, PASSWORD, csrf_of, web_settings
@@ -123,3 +127,14 @@ def test_trusted_proxy_header_names_the_user(tmp_path: Path) -> None:
     sent = client.post("/cells/0/1/label", data={"csrf": token, "label": "BT"}, headers={"X-Remote-User": "bo"},
                        follow_redirects=False)
     assert sent.status_code == 303 and list_edits(Archive(settings.archive.url))[0].user == "bo"
+
+
+def test_hash_password_command_makes_a_hash_the_login_accepts(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
+    assert main(["web", "--hash-password"]) == 0
+    stored = capsys.readouterr().out.strip()
+    assert stored.startswith("$argon2id$")
+    config = WebConfig(users={"bo": stored})
+    assert verify_password(config, "bo", "s3cret") and not verify_password(config, "bo", "secret")
+    assert not verify_password(config, "nobody", "s3cret")
