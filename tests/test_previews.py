@@ -66,6 +66,7 @@ def test_store_is_atomic_per_exposure_and_refuses_hostile_ids(tmp_path: Path) ->
     preview = store.get("2970007")
     assert (preview.data, preview.media_type) == (b"webp-bytes", "image/webp")
     assert sorted(p.name for p in (tmp_path / "previews").iterdir()) == ["2970007.webp"]
+    assert (tmp_path / "previews" / "2970007.webp").stat().st_mode & 0o777 == 0o644  # readable by the web app
     for hostile in ("../../etc/passwd", "/etc/passwd", "a/b", "x\0y", ".hidden", "a" * 2000, ""):
         with pytest.raises(InvalidId):
             store.get(hostile)

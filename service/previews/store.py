@@ -54,6 +54,7 @@ class PreviewStore:
         self.location.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=".preview-", dir=self.location)
         try:
+            os.fchmod(handle, 0o644)  # mkstemp's 0600 would hide it from a web app running as another user
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
             os.replace(temp, target)
