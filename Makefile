@@ -60,7 +60,7 @@ bench-search: env system-deps $(SEARCH_NIGHT).jsonl
 	$(PY) bench/search.py --verdicts $(SEARCH_NIGHT).jsonl --truth $(SEARCH_NIGHT)/truth.csv
 
 # Server time of the night and exposure pages on bench-search's synthetic archive (1,000,000 exposures over nights
-# of 400; built once into $(OUT)/bench-web, ~2.6 GB); e.g. BENCH_WEB_ARGS="--n 100000" for a quicker look.
+# of 400; built once into $(OUT)/bench-web: 4.5 GB, ~15 min); e.g. BENCH_WEB_ARGS="--n 100000" for a quicker look.
 bench-web: env $(SEARCH_NIGHT).jsonl
 	$(PY) bench/web.py --verdicts $(SEARCH_NIGHT).jsonl --truth $(SEARCH_NIGHT)/truth.csv --out $(OUT)/bench-web $(BENCH_WEB_ARGS)
 
