@@ -8,7 +8,7 @@ OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train bench-search bench-soak demo-stack image clean
+.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train bench-search bench-web bench-soak screenshots demo-stack image clean
 
 env: $(VENV)/.installed
 
@@ -52,10 +52,22 @@ bench-train: env
 # Search at archive scale (1,000,000 synthetic histo-vectors drawn from a labelled simulated night) and
 # archive ingest into SQLite and a throw-away PostgreSQL (scripts/postgres.sh).
 SEARCH_NIGHT := $(OUT)/bench-search/night
-bench-search: env system-deps
-	test -s $(SEARCH_NIGHT).jsonl || { $(SKYQA) simulate --out $(SEARCH_NIGHT) --n 120 --seed 7 --size small --workers 2 --every-class \
-		&& $(SKYQA) classify $(SEARCH_NIGHT) --json > $(SEARCH_NIGHT).jsonl.tmp && mv $(SEARCH_NIGHT).jsonl.tmp $(SEARCH_NIGHT).jsonl; }
+$(SEARCH_NIGHT).jsonl: | env
+	$(SKYQA) simulate --out $(SEARCH_NIGHT) --n 120 --seed 7 --size small --workers 2 --every-class
+	SKYQA_PREVIEWS__LOCATION=$(SEARCH_NIGHT)-previews $(SKYQA) classify $(SEARCH_NIGHT) --json > $@.tmp && mv $@.tmp $@
+
+bench-search: env system-deps $(SEARCH_NIGHT).jsonl
 	$(PY) bench/search.py --verdicts $(SEARCH_NIGHT).jsonl --truth $(SEARCH_NIGHT)/truth.csv
+
+# Server time of the night and exposure pages on bench-search's synthetic archive (1,000,000 exposures over nights
+# of 400; built once into $(OUT)/bench-web: 4.5 GB, ~15 min); e.g. BENCH_WEB_ARGS="--n 100000" for a quicker look.
+bench-web: env $(SEARCH_NIGHT).jsonl
+	$(PY) bench/web.py --verdicts $(SEARCH_NIGHT).jsonl --truth $(SEARCH_NIGHT)/truth.csv --out $(OUT)/bench-web $(BENCH_WEB_ARGS)
+
+# A PNG of every web page (night, exposure, maps with a node search, cell, login, curation) in headless Chromium,
+# from bench-search's classified night: $(OUT)/screenshots/*.png.
+screenshots: env system-deps $(SEARCH_NIGHT).jsonl
+	$(PY) scripts/screenshots.py --verdicts $(SEARCH_NIGHT).jsonl --previews $(SEARCH_NIGHT)-previews --out $(OUT)/screenshots
 
 # 200 small exposures through one directory daemon: RSS at start, half-way and end (memory stays bounded).
 bench-soak: env

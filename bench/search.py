@@ -19,6 +19,7 @@ import resource
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import numpy as np
 from skyqa import shipped_models
 from skyqa.service.archive.store import Archive
 from skyqa.service.modelrepo import resolve_version
+from skyqa.service.pipeline.metadata import observing_night
 from skyqa.service.pipeline.histovector import CellScaler, normalise
 from skyqa.service.search.filters import Page
 from skyqa.service.search.index import IndexConfig, VectorStore
@@ -35,6 +37,7 @@ from skyqa.service.verdict import Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 20
+SITE_UTC_OFFSET_H = -10.0  # the default site (CFHT)
 
 
 def load_night(verdicts: Path, truth: Path) -> tuple[list[Verdict], np.ndarray, np.ndarray]:
@@ -177,12 +180,33 @@ def ingest(night: list[Verdict], url: str, name: str, n: int) -> None:
     archive.close()
 
 
+def fill_archive(archive: Archive, night: list[Verdict], vectors: np.ndarray, rows: int,
+                 per_night: int | None = None, progress=None) -> None:  # noqa: ANN001 - a tqdm-like callable
+    """`rows` synthetic exposures, `s<chunk>-<i>`, each a copy of a real verdict of the night (label, cell, metrics)
+    with a synthetic histo-vector; with `per_night`, spread over consecutive nights of that many exposures each
+    (one every 90 s from 20:00 at the site), as an archive of years of observing holds them."""
+    start = datetime(2020, 1, 1, 6, 0, tzinfo=UTC)  # 20:00 at the site (UTC-10)
+    done = 0
+    for chunk, (counts, pick) in enumerate(synthetic(vectors, rows, 7, chunk=2000)):
+        batch = []
+        for i, (c, j) in enumerate(zip(counts, pick)):
+            update: dict = {"exposure_id": f"s{chunk}-{i}", "histovector": c.tolist()}
+            if per_night:
+                n, k = divmod(done + i, per_night)
+                when = start + timedelta(days=n, seconds=90 * k)
+                update["metadata"] = night[j].metadata.model_copy(
+                    update={"date_obs": when, "night": observing_night(when, SITE_UTC_OFFSET_H)})
+            batch.append(night[j].model_copy(update=update))
+        archive.write(batch, source="import")
+        done += len(batch)
+        if progress:
+            progress(len(batch))
+
+
 def end_to_end(night: list[Verdict], vectors: np.ndarray, rows: int, queries: int, tmp: Path) -> None:
     archive = Archive(f"sqlite:///{tmp / 'e2e.db'}")
     base = night[0]
-    for chunk, (counts, pick) in enumerate(synthetic(vectors, rows, 7, chunk=2000)):
-        archive.write([night[j].model_copy(update={"exposure_id": f"s{chunk}-{i}", "histovector": c.tolist()})
-                       for i, (c, j) in enumerate(zip(counts, pick))], source="import")
+    fill_archive(archive, night, vectors, rows)
     search = Search(archive)
     search.refresh()
     ids = [f"s0-{i}" for i in range(queries)]

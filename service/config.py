@@ -7,10 +7,11 @@ Precedence: explicit arguments > environment > file > defaults.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from skyqa import shipped_models
@@ -132,6 +133,19 @@ class PreviewConfig(BaseModel):
     quality: int = Field(80, ge=10, le=100, description="WebP quality")
 
 
+class WebConfig(BaseModel):
+    """`skyqa web`: viewing is open; curating and publishing need a login from `users` (argon2 hashes made by
+    `skyqa web --hash-password`) or, behind a reverse proxy that authenticates, the user it names in
+    `trusted_user_header` (set it only when nothing but that proxy can reach the app)."""
+
+    session_secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
+                                      description="signs session cookies; set it when running several replicas")
+    users: dict[str, str] = Field(default_factory=dict, description="user name -> argon2 password hash")
+    trusted_user_header: str | None = None
+    https_only: bool = Field(False, description="session cookie only over HTTPS (set behind a TLS ingress)")
+    live_poll_s: float = Field(1.0, gt=0.0, le=60.0, description="how often an open night page asks for news")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SKYQA_", env_nested_delimiter="__", extra="forbid")
 
@@ -150,6 +164,7 @@ class Settings(BaseSettings):
     site: SiteConfig = SiteConfig()
     archive: ArchiveConfig = ArchiveConfig()
     previews: PreviewConfig = PreviewConfig()
+    web: WebConfig = WebConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -33,6 +33,17 @@ class Label(StrEnum):
         return self is Label.GOOD
 
 
+LABEL_COLOURS = {  # one colour per label wherever one is drawn: report PNGs, the web pages
+    Label.UNLABELLED: "#ffffff",
+    Label.GOOD: "#2ca02c",
+    Label.RBT: "#d62728",
+    Label.BT: "#ff7f0e",
+    Label.BSEEING: "#1f77b4",
+    Label.BGP: "#9467bd",
+    Label.BADFOCUS: "#8c564b",
+}
+
+
 class CellLabel(BaseModel):
     label: Label
     source: str = Field(description="'vote' (majority of its members), 'neighbours' (empty cell inside one label's region) or 'expert' (hand edit, always kept)")

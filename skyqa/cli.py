@@ -18,6 +18,7 @@ from skyqa.service.curation import cli as curation_cli
 from skyqa.service.search import cli as search_cli
 from skyqa.service.log import configure_logging
 from skyqa.service.stream import cli as serve_cli
+from skyqa.service.web import cli as web_cli
 from skyqa.simulator import cli as simulate_cli
 from skyqa.training import cli as training_cli
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("search", search_cli, "search the archive: similar exposures, content (DESOM-1 nodes), filtered lists"),
         ("curation", curation_cli, "curate the DESOM-2 label map: edits in the archive, publish a new version, undo"),
         ("api", api_cli, "serve the archive and search over HTTP (FastAPI)"),
+        ("web", web_cli, "serve the operator's pages (night, exposures, maps, curation) and the API under /api"),
     ]:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)

@@ -34,9 +34,11 @@ CRD_KINDS = {
 }
 # Secrets an overlay references but deliberately does not render (created out of band, see deploy/README.md).
 CRD_DIR = ROOT / ".cache" / "crds"
-# skyqa-archive-app: made by the CloudNativePG operator for the Cluster skyqa-archive.
-EXTERNAL_SECRETS = {"production": {"skyqa-kafka-credentials", "skyqa-kafka-cluster-ca-cert", "skyqa-archive-app"},
-                    "dev": {"skyqa-archive-app"}}
+# skyqa-archive-app: made by the CloudNativePG operator for the Cluster skyqa-archive; skyqa-web-auth: the web's
+# operators and session key, made by the site (optional: without it the pages are view-only).
+EXTERNAL_SECRETS = {"production": {"skyqa-kafka-credentials", "skyqa-kafka-cluster-ca-cert", "skyqa-archive-app",
+                                   "skyqa-web-auth"},
+                    "dev": {"skyqa-archive-app", "skyqa-web-auth"}}
 DAEMON_IMAGE = "ghcr.io/skyqa/skyqa:0.1.0"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.01-py3"
 
@@ -329,3 +331,41 @@ def test_archive_writer_api_and_database(rendered: dict[str, list[dict[str, Any]
         monkeypatch.setenv("SKYQA_ARCHIVE__URL", url.replace("$(ARCHIVE_DB_USER)", "app").replace("$(ARCHIVE_DB_PASSWORD)", "pw"))
         assert Settings().archive.url.startswith("postgresql+psycopg://app:pw@")
     assert {p["containerPort"] for p in writer["ports"]} == {8081}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_web_deployment_service_and_ingress(rendered: dict[str, list[dict[str, Any]]], overlay: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`skyqa web` on the archive's database, with a writable model repository to publish into, its operators from
+    an optional Secret, and an Ingress to its Service; its env + the mounted YAML load as Settings."""
+    docs = rendered[overlay]
+    deployment = one(docs, "Deployment", "skyqa-web")
+    web = container(deployment)
+    assert web["args"][:1] == ["web"] and {p["containerPort"] for p in web["ports"]} == {8000}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in web["env"] if "valueFrom" in e}
+    assert refs["SKYQA_WEB__USERS"]["name"] == "skyqa-web-auth" and refs["SKYQA_WEB__USERS"]["optional"] is True
+    env = env_literals(web)
+    mounts = {m["mountPath"]: m for m in web["volumeMounts"]}
+    assert not mounts[env["SKYQA_MODELS__REPOSITORY"]].get("readOnly")  # publishing writes a version there
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in deployment["spec"]["template"]["spec"]["volumes"]
+              if "persistentVolumeClaim" in v}
+    assert {one(docs, "PersistentVolumeClaim", c)["spec"]["accessModes"][0] for c in claims.values()} == {"ReadWriteMany"}
+    (seed,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert seed["command"][:2] == ["cp", "-rn"] and seed["command"][-1].rstrip("/") == env["SKYQA_MODELS__REPOSITORY"]
+    ingress = one(docs, "Ingress", "skyqa-web")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    service = one(docs, "Service", backend["name"])
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    from skyqa.service.config import Settings
+
+    config = tmp_path / "skyqa.yaml"
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    config.write_text(one(docs, "ConfigMap", volumes["config"]["configMap"]["name"])["data"]["skyqa.yaml"])
+    monkeypatch.setenv("SKYQA_CONFIG", str(config))
+    for name, value in env.items():
+        if name.startswith("SKYQA_") and name != "SKYQA_CONFIG":
+            monkeypatch.setenv(name, value.replace("$(ARCHIVE_DB_USER)", "app").replace("$(ARCHIVE_DB_PASSWORD)", "pw"))
+    monkeypatch.setenv("SKYQA_WEB__USERS", '{"ana": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"}')
+    settings = Settings()
+    assert settings.web.https_only and list(settings.web.users) == ["ana"]
+    assert str(settings.models.repository) == env["SKYQA_MODELS__REPOSITORY"]

@@ -13,17 +13,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from skyqa.service.labels import Label, LabelMap  # noqa: E402
-
-LABEL_COLOURS = {
-    Label.UNLABELLED: "#ffffff",
-    Label.GOOD: "#2ca02c",
-    Label.RBT: "#d62728",
-    Label.BT: "#ff7f0e",
-    Label.BSEEING: "#1f77b4",
-    Label.BGP: "#9467bd",
-    Label.BADFOCUS: "#8c564b",
-}
+from skyqa.service.labels import LABEL_COLOURS, Label, LabelMap  # noqa: E402
 
 
 def tile(images: np.ndarray, nx: int) -> np.ndarray:

@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 from pydantic import BaseModel
 
-from skyqa.service.search.filters import MAX_PAGE, Filters, Page
+from skyqa.service.search.filters import MAX_PAGE, Filters, Hit, Page
 from skyqa.service.search.library import Search
 
 PERCENTILES = (10, 50, 90)
@@ -29,13 +29,18 @@ class NightSummary(BaseModel):
     hours: list[HourSummary]
 
 
-def summarise_night(search: Search, night: date) -> NightSummary:
-    hits = []
+def night_hits(search: Search, night: date, order: str = "exposure") -> list[Hit]:
+    hits: list[Hit] = []
     while True:  # a night is hundreds of exposures: read it in pages
-        page = search.list(Filters(night=night), Page(limit=MAX_PAGE, offset=len(hits), order="exposure"))
+        page = search.list(Filters(night=night), Page(limit=MAX_PAGE, offset=len(hits), order=order))
         hits += page
         if len(page) < MAX_PAGE:
-            break
+            return hits
+
+
+def summarise_night(search: Search, night: date, hits: list[Hit] | None = None) -> NightSummary:
+    """The summary of `night`, from its `hits` when the caller has read them already (the web's night page)."""
+    hits = night_hits(search, night) if hits is None else hits
     judged = [h.usable for h in hits if h.usable is not None]
     by_hour: dict[int, list] = {}
     for hit in hits:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, defer
 
 from skyqa.service.archive.models import Exposure, VerdictRow
 from skyqa.service.archive.store import Archive, histovectors
@@ -118,6 +118,29 @@ class Search:
                 "history": [{"verdict_id": h.id, "models": {"desom1": h.desom1_version, "desom2": h.desom2_version},
                              "label": h.label, "processed_at": h.processed_at.isoformat()} for h in history]}
 
+    def stamp(self, filters: Filters | None) -> tuple[int, int]:
+        """(count, highest verdict id) of the matching latest verdicts: changes whenever one lands (live pages)."""
+        stmt = select(func.count(), func.max(VerdictRow.id)).select_from(VerdictRow).join(
+            Exposure, Exposure.latest_verdict_id == VerdictRow.id)
+        with self.archive.engine.connect() as connection:
+            count, highest = connection.execute(stmt.where(*conditions(filters)) if filters else stmt).one()
+        return int(count), int(highest or 0)
+
+    def cell_counts(self) -> dict[tuple[int, int], int]:
+        """Latest verdicts per DESOM-2 cell (x, y): the map's member counts."""
+        stmt = (select(VerdictRow.cell_x, VerdictRow.cell_y, func.count())
+                .join(Exposure, Exposure.latest_verdict_id == VerdictRow.id)
+                .where(VerdictRow.cell_x.is_not(None)).group_by(VerdictRow.cell_x, VerdictRow.cell_y))
+        with self.archive.engine.connect() as connection:
+            return {(x, y): n for x, y, n in connection.execute(stmt)}
+
+    def histovectors(self, verdict_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored histo-vectors of these verdicts (a cell gallery's density maps)."""
+        with self.archive.engine.connect() as connection:
+            rows = connection.execute(select(VerdictRow.id, VerdictRow.histovector)
+                                      .where(VerdictRow.id.in_([int(i) for i in verdict_ids]))).all()
+        return {row.id: histovectors([row.histovector])[0] for row in rows}
+
     # -- SQL -----------------------------------------------------------------------------------------------
     def _hits(self, ids: np.ndarray, scores: dict[int, float], filters: Filters | None) -> list[Hit]:
         """Rows for verdict `ids` that are latest and pass `filters`, in the order of `ids`."""
@@ -130,7 +153,8 @@ class Search:
 
     @staticmethod
     def _base(filters: Filters | None) -> Select:
-        stmt = select(VerdictRow, Exposure).join(Exposure, Exposure.latest_verdict_id == VerdictRow.id)
+        stmt = (select(VerdictRow, Exposure).join(Exposure, Exposure.latest_verdict_id == VerdictRow.id)
+                .options(defer(VerdictRow.histovector)))  # 2.5 kB a row that no Hit shows
         return stmt.where(*conditions(filters)) if filters else stmt
 
 

@@ -1,0 +1,30 @@
+"""`create_web_app(settings)`: the API's app (skyqa.service.api.app.create_app) with its routes under /api, the
+pages at the root, signed-cookie sessions and the static files (package data: no CDN, no JS build step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from skyqa.service.api.app import create_app
+from skyqa.service.config import Settings
+from skyqa.service.search.library import Search
+from skyqa.service.web.pages import router
+from skyqa.service.web.views import Previews
+
+API_PREFIX = "/api"
+
+
+def create_web_app(settings: Settings, search_engine: Search | None = None) -> FastAPI:
+    app = create_app(settings, search_engine, api_prefix=API_PREFIX)
+    app.state.settings = settings
+    app.state.web_config = settings.web
+    app.state.previews = Previews(settings.previews.location)
+    app.add_middleware(SessionMiddleware, secret_key=settings.web.session_secret.get_secret_value(),
+                       session_cookie="skyqa_session", same_site="lax", https_only=settings.web.https_only)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.include_router(router)
+    return app
