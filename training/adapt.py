@@ -226,8 +226,7 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
             steps.run("name", k_labels, lambda: _name(work, spreading, cells, metrics, truth, settings, s, labels))
         shown = work / "labels" / "labels.json" if truth and n_propose is None else _blank(work, grid)
         steps.run("gallery", _digest(k2, shown.read_text(), s.gallery_per_cell),
-                  lambda: {"index": str(gallery(d2, data, shown, work / "gallery", s.gallery_per_cell, s.seed))},
-                  work / "gallery")
+                  lambda: {"index": str(gallery(d2, data, shown, work / "gallery", s.gallery_per_cell, s.seed))})
         if truth and n_propose is None:
             target = repository or settings.models.repository
             steps.run("publish", _digest(k_labels, str(target)), lambda: _publish(work, target, steps, s, grid,
