@@ -173,8 +173,9 @@ def evaluate_heldout(named: Named, cells: Mapping[str, int], metrics: Mapping[st
 
 
 def _read_labels(path: Path, archive: set[str]) -> dict[str, Label]:
+    """exposure_id -> label; rows left without a label (a proposal not fully labelled) are skipped."""
     with open(path, newline="") as handle:
-        rows = {row["exposure_id"]: Label(row["label"]) for row in csv.DictReader(handle)}
+        rows = {row["exposure_id"]: Label(row["label"]) for row in csv.DictReader(handle) if row["label"]}
     unknown = sorted(set(rows) - archive)
     if unknown:
         log.warning("labelled exposures not in the archive are ignored", count=len(unknown), first=unknown[0])
