@@ -67,3 +67,16 @@ def test_split_holds_out_part_of_every_class() -> None:
     assert set(naming) | set(held) == set(truth) and not set(naming) & set(held)
     assert sorted(held.values()) == sorted([G, G, B])  # 2 of 8, 1 of 4, none of a single exposure
     assert split(truth, 0.25, seed=0) == (naming, held)
+
+
+def test_alpha_is_cross_validated_on_the_labels() -> None:
+    from skyqa.training.spread import ALPHAS, choose_alpha
+
+    nx = ny = 4
+    k = np.arange(nx * ny)
+    prototypes = np.stack([np.where(k % nx < 2, 0.0, 10.0), 0.1 * (k // nx)], axis=1)
+    cells = {f"e{c}": c for c in k.tolist()}
+    truth = {e: (G if c % nx < 2 else B) for e, c in cells.items()}
+    alpha, agreement = choose_alpha(prototypes, (nx, ny), cells, truth, min_confidence=0.6)
+    assert set(agreement) == set(ALPHAS) and alpha in ALPHAS
+    assert agreement[alpha] == max(agreement.values()) == 1.0  # each half names its own held-out cells

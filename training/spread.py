@@ -9,6 +9,8 @@ the median over the map), and F = (I - alpha S)^-1 Y spreads the labelled member
 that share is its confidence, and it stays unlabelled only where the votes that reach it disagree
 (confidence under `min_confidence`) or none reach it.
 
+How far votes travel (alpha) is the site's own: `choose_alpha` cross-validates it on the labels.
+
 `propose` picks the exposures whose labels would reach most of the map: a greedy facility-location
 cover over the same spreading operator, weighted by how many archive exposures each cell holds.
 """
@@ -24,6 +26,7 @@ from skyqa.service.labels import CellLabel, Label, LabelMap
 
 CLASSES = [label for label in Label if label is not Label.UNLABELLED]
 ALPHA = 0.9  # how far votes travel: the weight of the neighbours against a cell's own members
+ALPHAS = (0.3, 0.6, 0.9, 0.99)  # what choose_alpha tries
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,24 @@ def spread_labels(spreading: Spreading, cells: Mapping[str, int], truth: Mapping
                 purity=round(float(y[cell].max() / members), 3) if members else None,
                 confidence=round(confidence, 3))
     return LabelMap(grid=spreading.grid, cells=labelled)
+
+
+def choose_alpha(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int],
+                 truth: Mapping[str, Label], min_confidence: float, folds: int = 4,
+                 seed: int = 0) -> tuple[float, dict[float, float]]:
+    """The alpha of ALPHAS whose maps, named from the other folds, give the labelled exposures of each fold
+    their own label most often (an unlabelled cell counts as wrong); ties go to the larger alpha."""
+    ids = sorted(e for e in truth if e in cells)
+    fold = dict(zip(np.random.default_rng(seed).permutation(ids).tolist(), np.arange(len(ids)) % folds))
+    agreement = {}
+    for alpha in ALPHAS:
+        spreading = Spreading.of(prototypes, grid, alpha)
+        right = 0
+        for k in range(folds):
+            named = spread_labels(spreading, cells, {e: truth[e] for e in ids if fold[e] != k}, min_confidence)
+            right += sum(named.label_of(cells[e]) is truth[e] for e in ids if fold[e] == k)
+        agreement[alpha] = round(right / max(len(ids), 1), 4)
+    return max(ALPHAS, key=lambda a: (agreement[a], a)), agreement
 
 
 def propose(spreading: Spreading, cells: Mapping[str, int], labelled: set[str], n: int,
