@@ -192,6 +192,12 @@ def _run_adapt(args: argparse.Namespace) -> int:
     for name, step in summary["steps"].items():
         if "wall_s" in step:
             print(f"{name:<9} {step['wall_s']:8.1f} s wall {step['cpu_s']:8.1f} s CPU")
+    if "name" in summary["steps"]:
+        named = summary["steps"]["name"]["result"]
+        print(f"map {summary['map'][0]} x {summary['map'][1]}: {named['labelled_cells']} cells labelled "
+              f"({named['spread']} by spreading, alpha {named['alpha']}); unlabelled: "
+              f"{named['unlabelled_cells_fraction']:.1%} of the cells, {named['unlabelled_archive_fraction']:.1%} "
+              "of the archive")
     if "propose" in summary["steps"]:
         print(Path(summary["steps"]["propose"]["result"]["file"]).read_text(), end="")
     elif "publish" not in summary["steps"]:
