@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import resource
 import shutil
 import time
@@ -32,7 +33,7 @@ from skyqa.service.calibration import Calibration
 from skyqa.service.config import Settings
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
-from skyqa.service.scoring import binary_score, confusion_matrix, score_report
+from skyqa.service.scoring import BinaryScore, binary_score, confusion_matrix, score_report
 from skyqa.service.verdict import PhysicalMetrics
 from skyqa.training.curate import background_flagged, calibrate, read_cells
 from skyqa.training.dataset import read_manifest
@@ -69,7 +70,6 @@ class Steps:
     """Runs named steps once per input key, keeping results, wall and CPU seconds in `adapt.json`."""
 
     def __init__(self, work: Path, total: int) -> None:
-        self.work = work
         self.path = work / STATE
         self.state: dict = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.bar = tqdm(total=total, desc="adapt", unit="step")
@@ -157,11 +157,16 @@ def verdicts(named: Named, cells: Mapping[str, int], metrics: Mapping[str, dict]
     return out
 
 
+def _rounded(score: BinaryScore) -> dict[str, float | None]:
+    """Accuracy, precision, recall to 3 places; None where undefined (no exposure called Good), as JSON allows."""
+    values = {k: getattr(score, k) for k in ("accuracy", "precision", "recall")}
+    return {k: None if math.isnan(v) else round(v, 3) for k, v in values.items()}
+
+
 def _scores(pairs: list[tuple[Label, Label]]) -> dict:
     flagged = binary_score(pairs, unlabelled_as_error=False, unlabelled_not_good=True)
     ignored = binary_score(pairs, unlabelled_as_error=False)
-    rounded = lambda s: {k: round(getattr(s, k), 3) for k in ("accuracy", "precision", "recall")}  # noqa: E731
-    return {"n": len(pairs), "unlabelled_not_good": rounded(flagged), "unlabelled_ignored": rounded(ignored),
+    return {"n": len(pairs), "unlabelled_not_good": _rounded(flagged), "unlabelled_ignored": _rounded(ignored),
             "unlabelled": sum(p is Label.UNLABELLED for _, p in pairs)}
 
 
