@@ -93,7 +93,8 @@ def choose_alpha(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[s
                  truth: Mapping[str, Label], min_confidence: float, folds: int = 4,
                  seed: int = 0) -> tuple[float, dict[float, float]]:
     """The alpha of ALPHAS whose maps, named from the other folds, give the labelled exposures of each fold
-    their own label most often (an unlabelled cell counts as wrong); ties go to the larger alpha."""
+    their own label most often (an unlabelled cell counts as wrong, so reach pays when it is right); ties go
+    to the smaller alpha: labels travel no further than the labels show they carry."""
     ids = sorted(e for e in truth if e in cells)
     fold = dict(zip(np.random.default_rng(seed).permutation(ids).tolist(), np.arange(len(ids)) % folds))
     agreement = {}
@@ -104,7 +105,7 @@ def choose_alpha(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[s
             named = spread_labels(spreading, cells, {e: truth[e] for e in ids if fold[e] != k}, min_confidence)
             right += sum(named.label_of(cells[e]) is truth[e] for e in ids if fold[e] == k)
         agreement[alpha] = round(right / max(len(ids), 1), 4)
-    return max(ALPHAS, key=lambda a: (agreement[a], a)), agreement
+    return max(ALPHAS, key=lambda a: (agreement[a], -a)), agreement
 
 
 def propose(spreading: Spreading, cells: Mapping[str, int], labelled: set[str], n: int,
