@@ -114,7 +114,8 @@ def propose(spreading: Spreading, cells: Mapping[str, int], labelled: set[str], 
 
     Greedy facility location: each step adds the cell whose label would raise sum_j w_j max_c A[j, c] the
     most (A the affinity over chosen cells c, w_j the cell's archive exposures plus one, so empty cells
-    count too), starting from the cells already labelled; a random member of that cell is shown.
+    count too), starting from the cells already labelled; a random member of that cell is shown. Once the map
+    is covered (no gain left), further labels go to the cells with the most archive exposures per label so far.
     """
     affinity = spreading.affinity()
     members: dict[int, list[str]] = {}
@@ -124,18 +125,22 @@ def propose(spreading: Spreading, cells: Mapping[str, int], labelled: set[str], 
     for cell, ids in members.items():
         weight[cell] += len(ids)
     covered = np.zeros(spreading.n_cells)
-    for cell in {cells[e] for e in labelled if e in cells}:
+    asked = np.zeros(spreading.n_cells)  # labels per cell, given or proposed
+    for cell in (cells[e] for e in labelled if e in cells):
         covered = np.maximum(covered, affinity[:, cell])
+        asked[cell] += 1
     rng = np.random.default_rng(seed)
     candidates = {c: [e for e in ids if e not in labelled] for c, ids in members.items()}
     chosen: list[tuple[str, int, float]] = []
     while len(chosen) < n and any(candidates.values()):
         open_cells = [c for c, ids in candidates.items() if ids]
         gains = [(weight * np.maximum(affinity[:, c] - covered, 0.0)).sum() for c in open_cells]
-        best = int(np.argmax(gains))
+        per_label = [weight[c] / (1 + asked[c]) for c in open_cells]
+        best = max(range(len(open_cells)), key=lambda i: (round(gains[i], 6), per_label[i]))
         cell = open_cells[best]
         pick = candidates[cell].pop(int(rng.integers(len(candidates[cell]))))
         covered = np.maximum(covered, affinity[:, cell])
+        asked[cell] += 1
         chosen.append((pick, cell, round(float(gains[best]), 3)))
     return chosen
 
