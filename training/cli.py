@@ -88,9 +88,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     adapt.add_argument("--repository", type=Path, help="model repository (default: settings.models.repository)")
     adapt.add_argument("--propose", type=int, metavar="N", help="write (and print) the N exposures whose labels "
                        "would name the most of the map to OUT/propose.csv, then stop")
-    defaults = Schedule()
-    for name, value in asdict(defaults).items():
-        adapt.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, metavar=type(value).__name__.upper())
+    for name, value in asdict(Schedule()).items():
+        adapt.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                           metavar=type(value).__name__.upper(), help="default: %(default)s")
     adapt.set_defaults(run=_run_adapt)
 
     report = commands.add_parser("report", help="PNG pictures: DESOM-1 prototypes, DESOM-2 label map, density maps")
