@@ -34,8 +34,10 @@ models: env
 
 bench: bench-quality bench-speed bench-train bench-stream bench-soak
 
+# Own-simulator night, unseen site (A) shipped models and (B) after `skyqa adapt`; e.g.
+# `make bench-quality BENCH_QUALITY_ARGS="--protocols B --n 0"` for protocol B only.
 bench-quality: env
-	$(PY) bench/quality.py --out $(OUT)/bench-quality
+	$(PY) bench/quality.py --out $(OUT)/bench-quality $(BENCH_QUALITY_ARGS)
 
 # Exposures are simulated once and cached under $(OUT)/bench-speed (~280 MB each, 5 per density by default);
 # e.g. `make bench-speed BENCH_SPEED_ARGS="--per-density 2 --densities ordinary"` for a quicker look.

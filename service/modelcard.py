@@ -10,6 +10,7 @@ desom2_version, heading, items) -> str` (curation publishing), `CARD` (the file 
 from __future__ import annotations
 
 CARD = "model_card.md"
+SECTIONS = ("data", "training", "metrics", "calibration")
 
 
 def title(desom1_version: str, desom2_version: str) -> str:
@@ -19,13 +20,15 @@ def title(desom1_version: str, desom2_version: str) -> str:
 def render_card(card: dict) -> str:
     """A small markdown model card: data, schedule, metrics, time and hardware, for the people who deploy it."""
     lines = [title(card["desom1_version"], card["desom2_version"]), ""]
-    for section in ("data", "training", "metrics", "calibration"):
+    extra = [key for key, value in card.items() if isinstance(value, dict) and key not in SECTIONS]
+    for section in (*SECTIONS, *extra):
         if section in card:
-            lines += [f"## {section.capitalize()}", ""]
+            lines += [f"## {section[0].upper()}{section[1:]}", ""]
             lines += [f"- {key}: {value}" for key, value in card[section].items()]
             lines.append("")
     lines += ["## Provenance", "", f"- exported: {card['exported_utc']}", f"- hardware: {card['hardware']}", ""]
-    lines += ["Labels come from `skyqa curate` (majority vote with a purity threshold over a labelled sample);",
+    lines += ["Labels come from `skyqa curate` (majority vote with a purity threshold over a labelled sample) or",
+              "`skyqa adapt` (a few labels spread over the map, see Labels above);",
               "entries marked `expert` in labels.json are hand edits and survive re-curation.",
               "Archive exposures that fail the background check do not vote; served with this version, the same",
               "check makes such exposures BGP. Its limits are this version's calibration.json (derived from the",

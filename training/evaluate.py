@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from skyqa.service.pipeline.histovector import CellScaler, normalise
+from skyqa.service.pipeline.histovector import CellScaler, desom2_features
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.scoring import binary_score, confusion_matrix, read_truth_labels, score_report
 from skyqa.training import report as pictures
@@ -127,7 +127,7 @@ def desom2_inputs(desom2: Path, data: Path | None, desom1: Path | None) -> tuple
         from skyqa.training.workflow import histovectors
 
         ids, raw = histovectors(data, desom1 / "model.onnx")
-    return ids, CellScaler.load(desom2 / "scaler.json").transform(normalise(raw.astype(np.float32)))
+    return ids, CellScaler.load(desom2 / "scaler.json").transform(desom2_features(raw))
 
 
 def _load(directory: Path) -> DESOM:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from skyqa.service.calibration import CALIBRATION, Calibration
 from skyqa.service.config import Settings
-from skyqa.service.pipeline.histovector import CellScaler, histo_vector, normalise
+from skyqa.service.pipeline.histovector import CellScaler, desom2_features, histo_vector
 from skyqa.service.pipeline.ids import safe_join
 from skyqa.service.inference.base import DESOM1, DESOM2, Contract
 from skyqa.service.inference.local import LocalSomModel
@@ -97,14 +98,17 @@ def histovectors(data: Path, desom1_onnx: Path) -> tuple[list[str], np.ndarray]:
 
 
 def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, batch_size: int | None,
-                 seed: int) -> dict:
+                 seed: int, map_size: tuple[int, int] = (20, 20)) -> dict:
+    """DESOM-2 on the dataset's histo-vectors through the exported DESOM-1. A map smaller than the paper's
+    20 x 20 (sized to a small archive) starts its neighbourhood at half the map's side, not at T 10."""
     out.mkdir(parents=True, exist_ok=True)
     ids, raw = histovectors(data, desom1 / "model.onnx")
     np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw)
-    normalised = normalise(raw.astype(np.float32))
-    scaler = CellScaler().fit(normalised)
-    x = scaler.transform(normalised)
-    model, resumed = _model(out, build_desom2, iterations, seed)
+    features = desom2_features(raw)
+    scaler = CellScaler().fit(features)
+    x = scaler.transform(features)
+    t_max = min(10.0, max(map_size) / 2)
+    model, resumed = _model(out, partial(build_desom2, map_size=map_size, t_max=t_max), iterations, seed)
     if not resumed:
         model.init_prototypes(x, seed=seed)
     meta = _fit(model, x, out, batch_size or 64, seed)
@@ -112,12 +116,15 @@ def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, ba
     scaler.save(out / "scaler.json")
     cells, _ = _local(out / "model.onnx", DESOM2).predict(x)
     write_cells(out / "cells.csv", dict(zip(ids, (int(c) for c in cells))))
-    meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist())))}
+    np.save(out / "som_prototypes.npy", keras.ops.convert_to_numpy(model.som.prototypes))  # latent, for curation
+    meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist()))), "map_size": list(map_size)}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
 
-def export(desom1: Path, desom2: Path, labels: Path, repository: Path) -> tuple[str, str]:
+def export(desom1: Path, desom2: Path, labels: Path, repository: Path, sections: dict | None = None) -> tuple[str, str]:
+    """Publishes the trained pair with its labels (and calibration.json beside them); `sections` add model-card
+    sections (`skyqa adapt`: labels, evaluation, how each number was derived)."""
     meta1 = json.loads((desom1 / "meta.json").read_text())
     meta2 = json.loads((desom2 / "meta.json").read_text())
     label_map = LabelMap.load(labels)
@@ -128,6 +135,7 @@ def export(desom1: Path, desom2: Path, labels: Path, repository: Path) -> tuple[
                      "desom2": {k: meta2[k] for k in ("iterations", "batch_size", "seconds", "backend")}},
         "metrics": {"desom1 final": meta1["final"], "desom2 final": meta2["final"],
                     "desom2 occupied cells": meta2["occupied_cells"]},
+        **(sections or {}),
     }
     calibration = labels.with_name(CALIBRATION)  # written by `skyqa curate --data` beside the labels
     return publish(repository, desom1 / "model.onnx", np.load(desom1 / "prototypes.npy"), desom2 / "model.onnx",

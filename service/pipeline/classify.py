@@ -13,8 +13,8 @@ import structlog
 from skyqa.service.calibration import version_calibration
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
 from skyqa.service.config import Settings
-from skyqa.service.pipeline.histovector import CellScaler, histo_vector, normalise
-from skyqa.service.inference.base import SomModel
+from skyqa.service.pipeline.histovector import CellScaler, desom2_features, histo_vector
+from skyqa.service.inference.base import DESOM2, SomModel
 from skyqa.service.inference.factory import open_models
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
@@ -24,7 +24,7 @@ from skyqa.service.previews.image import render
 from skyqa.service.previews.store import PreviewStore
 from skyqa.service.verdict import ModelVersions, Verdict
 
-DESOM1_NODES = 25 * 25
+DESOM1_NODES = DESOM2.input.shape[0]  # the histo-vector has one bin per DESOM-1 node
 log = structlog.get_logger("skyqa.classify")
 
 
@@ -79,7 +79,7 @@ class Classifier:
 
         t = time.perf_counter()
         vector = histo_vector(bmus, prepared.weight, n_nodes=DESOM1_NODES)
-        features = self.curation.scaler.transform(normalise(vector[None, :].astype(np.float32)))
+        features = self.curation.scaler.transform(desom2_features(vector[None, :]))
         timings["histovector"] = time.perf_counter() - t
 
         t = time.perf_counter()
