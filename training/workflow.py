@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -16,7 +17,8 @@ from tqdm import tqdm
 
 from skyqa.service.calibration import CALIBRATION, Calibration
 from skyqa.service.config import Settings
-from skyqa.service.pipeline.histovector import CellScaler, histo_vector, normalise
+from skyqa.service.pipeline.desom2_input import Desom2Input
+from skyqa.service.pipeline.histovector import histo_vector
 from skyqa.service.pipeline.ids import safe_join
 from skyqa.service.inference.base import DESOM1, DESOM2, Contract
 from skyqa.service.inference.local import LocalSomModel
@@ -24,7 +26,8 @@ from skyqa.service.labels import LabelMap
 from skyqa.service.modelrepo import resolve_version
 from skyqa.training.architectures import build_desom1, build_desom2
 from skyqa.training.curate import write_cells
-from skyqa.training.dataset import count_cutouts, iter_exposures, read_manifest, sample_cutouts, stream_batches
+from skyqa.training.dataset import (count_cutouts, descriptors, iter_exposures, read_manifest, sample_cutouts,
+                                    stream_batches)
 from skyqa.training.desom import DESOM
 from skyqa.training.export import export_onnx
 from skyqa.training.publish import publish
@@ -96,15 +99,24 @@ def histovectors(data: Path, desom1_onnx: Path) -> tuple[list[str], np.ndarray]:
     return ids, np.stack(vectors)
 
 
+def dataset_descriptors(data: Path, ids: list[str]) -> np.ndarray:
+    """The background descriptors of `ids` (in that order) from the dataset's manifest."""
+    entries = {e.exposure_id: e for e in read_manifest(data)}
+    return descriptors([entries[i] for i in ids])
+
+
 def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, batch_size: int | None,
-                 seed: int) -> dict:
+                 seed: int, descriptor_share: float = 0.0) -> dict:
+    """DESOM-2 on the dataset's histo-vectors; with descriptor_share > 0 the background descriptor is appended
+    (skyqa.service.pipeline.desom2_input), weighted to carry that share of the bins' variance."""
     out.mkdir(parents=True, exist_ok=True)
     ids, raw = histovectors(data, desom1 / "model.onnx")
-    np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw)
-    normalised = normalise(raw.astype(np.float32))
-    scaler = CellScaler().fit(normalised)
-    x = scaler.transform(normalised)
-    model, resumed = _model(out, build_desom2, iterations, seed)
+    described = dataset_descriptors(data, ids) if descriptor_share > 0 else None
+    np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw,
+             **({"descriptor": described} if described is not None else {}))
+    scaler = Desom2Input.fit(raw, described, descriptor_share)
+    x = scaler.transform(raw, described)
+    model, resumed = _model(out, partial(build_desom2, input_dim=scaler.width), iterations, seed)
     if not resumed:
         model.init_prototypes(x, seed=seed)
     meta = _fit(model, x, out, batch_size or 64, seed)
@@ -112,7 +124,9 @@ def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, ba
     scaler.save(out / "scaler.json")
     cells, _ = _local(out / "model.onnx", DESOM2).predict(x)
     write_cells(out / "cells.csv", dict(zip(ids, (int(c) for c in cells))))
-    meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist())))}
+    meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist()))), "inputs": scaler.width,
+             "descriptor_share": descriptor_share,
+             "descriptor_weight": round(scaler.descriptor.weight, 5) if scaler.descriptor else None}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -123,7 +137,9 @@ def export(desom1: Path, desom2: Path, labels: Path, repository: Path) -> tuple[
     label_map = LabelMap.load(labels)
     card = {
         "data": {"desom1 cutouts": meta1["cutouts"], "desom1 exposures": meta1["exposures"],
-                 "desom2 exposures": meta2["exposures"], "labelled cells": len(label_map.cells)},
+                 "desom2 exposures": meta2["exposures"], "labelled cells": len(label_map.cells),
+                 "desom2 inputs": meta2.get("inputs", 625),
+                 "background descriptor weight": meta2.get("descriptor_weight")},
         "training": {"desom1": {k: meta1[k] for k in ("iterations", "batch_size", "seconds", "backend")},
                      "desom2": {k: meta2[k] for k in ("iterations", "batch_size", "seconds", "backend")}},
         "metrics": {"desom1 final": meta1["final"], "desom2 final": meta2["final"],
@@ -131,7 +147,7 @@ def export(desom1: Path, desom2: Path, labels: Path, repository: Path) -> tuple[
     }
     calibration = labels.with_name(CALIBRATION)  # written by `skyqa curate --data` beside the labels
     return publish(repository, desom1 / "model.onnx", np.load(desom1 / "prototypes.npy"), desom2 / "model.onnx",
-                   CellScaler.load(desom2 / "scaler.json"), label_map, card,
+                   Desom2Input.load(desom2 / "scaler.json"), label_map, card,
                    Calibration.load(calibration) if calibration.exists() else None)
 
 
