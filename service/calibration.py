@@ -7,8 +7,9 @@ DESOM-2 version trained on that site's archive: `calibration.json` beside `label
 `skyqa export` ships it, the classifier reads its background-check limits from the loaded version.
 
 Versions published before calibration files existed have none: they fall back, explicitly and with
-a warning, to the `background_check` section of the settings (whose defaults are the values derived
-on the project's simulator). Limits an operator sets explicitly in that section override the version's.
+a warning, to the `background_check` section of the settings, which sets no limit unless an operator
+does (serving holds no camera- or sky-specific number). Limits an operator sets explicitly in that
+section override the version's.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def derive(structures_good: Iterable[float], exptimes_good: Iterable[float], fal
     """
     structures = sorted(float(s) for s in structures_good if s is not None)
     exptimes = sorted(float(t) for t in exptimes_good if t is not None)
-    kept = "settings.background_check value: no labelled Good archive exposure with this metric"
+    kept = "settings.background_check value (unset: check off): no labelled Good archive exposure with this metric"
     return Calibration(
         source=source,
         max_background_structure=Derived(

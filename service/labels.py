@@ -34,8 +34,10 @@ class Label(StrEnum):
 
 class CellLabel(BaseModel):
     label: Label
-    source: str = Field(description="'vote' (majority of its members), 'neighbours' (empty cell inside one label's region) or 'expert' (hand edit, always kept)")
+    source: str = Field(description="'vote' (majority of its members), 'neighbours' (empty cell inside one label's region), "
+                        "'spread' (reached by its neighbours' votes: skyqa.training.spread) or 'expert' (hand edit, always kept)")
     purity: float | None = None
+    confidence: float | None = Field(None, description="share of the spread votes reaching the cell that agree")
     members: int = 0
     note: str = ""
 

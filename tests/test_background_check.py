@@ -8,6 +8,7 @@ import pytest
 
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig, apply_background_check, background_problems
 from skyqa.service.pipeline.classify import Classifier
+from skyqa.service.calibration import CALIBRATION, Calibration, Derived
 from skyqa.service.config import load_settings
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.verdict import PhysicalMetrics
@@ -37,6 +38,9 @@ def test_bgp_overrides_only_good_and_unlabelled(label: Label) -> None:
 def classifier(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
     settings = load_settings(workers=1)
     settings.models.repository = write_repository(tmp_path_factory.mktemp("models"))
+    limits = {"max_background_structure": 1.5, "min_exptime_s": 10.0}  # a version's own, derived from its archive
+    Calibration(source="test archive", **{k: Derived(value=v, derivation="test") for k, v in limits.items()}).save(
+        settings.models.repository / "desom2" / "1" / CALIBRATION)
     return Classifier(settings)
 
 

@@ -55,7 +55,7 @@ def test_members_failing_the_background_check_do_not_vote() -> None:
                "ramp": {"background_structure": 6.0, "exptime_s": 120.0},
                "short": {"background_structure": 0.1, "exptime_s": 2.0},
                "old": {}}  # a manifest without metrics: nothing to judge, it votes
-    flagged = background_flagged(metrics, BackgroundCheckConfig())
+    flagged = background_flagged(metrics, BackgroundCheckConfig(max_background_structure=1.5, min_exptime_s=10))
     assert flagged == {"ramp", "short"}
     cells = {"flat": 0, "ramp": 0, "short": 0, "old": 0}
     truth = {"flat": G, "ramp": Label.BGP, "short": Label.BGP, "old": G}

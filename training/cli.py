@@ -6,9 +6,10 @@ Argument definitions only at import time; TensorFlow/Keras load inside the comma
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 
-DESCRIPTOR_SHARE = 0.25  # skyqa.service.pipeline.desom2_input; measured in bench/quality.py --ablations
+from skyqa.training.schedule import Schedule
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--max-cutouts", type=int, default=200_000,
                        help="desom1: most cutouts held in memory; a bigger dataset is streamed from its shards")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--descriptor-share", type=float, default=DESCRIPTOR_SHARE,
+    train.add_argument("--descriptor-share", type=float, default=Schedule.descriptor_share,
                        help="desom2: append the background descriptor, weighted to carry this share of the "
                             "histo-vector's variance; 0 trains a 625-input version (default %(default)s)")
     train.set_defaults(run=_run_train)
@@ -78,6 +79,22 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--labels", type=Path, required=True)
     export.add_argument("--repository", type=Path, help="model repository (default: settings.models.repository)")
     export.set_defaults(run=_run_export)
+
+    adapt = commands.add_parser("adapt", help="a site's archive (+ labels for ~100 exposures) -> a new model version",
+                                description="Builds the datasets, trains DESOM-1 and DESOM-2 on the archive, derives "
+                                "the version's calibration, names the map from the labels (spread over the map), "
+                                "evaluates on held-out labels and publishes. Resumable: finished steps are kept in "
+                                "--out. Without --labels it stops at the map and the gallery.")
+    adapt.add_argument("archive", nargs="+", type=Path, help="the site's exposure files or directories")
+    adapt.add_argument("--out", type=Path, required=True, help="work directory (steps, dataset, maps, gallery)")
+    adapt.add_argument("--labels", type=Path, help="CSV exposure_id,label for some archive exposures (~100)")
+    adapt.add_argument("--repository", type=Path, help="model repository (default: settings.models.repository)")
+    adapt.add_argument("--propose", type=int, metavar="N", help="write (and print) the N exposures whose labels "
+                       "would name the most of the map to OUT/propose.csv, then stop")
+    defaults = Schedule()
+    for name, value in asdict(defaults).items():
+        adapt.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, metavar=type(value).__name__.upper())
+    adapt.set_defaults(run=_run_adapt)
 
     report = commands.add_parser("report", help="PNG pictures: DESOM-1 prototypes, DESOM-2 label map, density maps")
     report.add_argument("exposures", nargs="*", type=Path, help="exposures whose density maps to draw")
@@ -164,6 +181,26 @@ def _run_export(args: argparse.Namespace) -> int:
     repository = args.repository or args.settings.models.repository
     v1, v2 = workflow.export(args.desom1, args.desom2, args.labels, repository)
     print(f"{repository}: desom1 version {v1}, desom2 version {v2}")
+    return 0
+
+
+def _run_adapt(args: argparse.Namespace) -> int:
+    from skyqa.service.pipeline.cli import expand
+    from skyqa.training.adapt import adapt
+
+    schedule = Schedule(**{name: getattr(args, name) for name in asdict(Schedule())})
+    files = expand(args.archive)
+    if not files:
+        raise SystemExit("skyqa adapt: no exposure file found")
+    summary = adapt(files, args.out, args.settings, schedule, args.labels, args.repository, args.propose)
+    for name, step in summary["steps"].items():
+        if "wall_s" in step:
+            print(f"{name:<9} {step['wall_s']:8.1f} s wall {step['cpu_s']:8.1f} s CPU")
+    if "propose" in summary["steps"]:
+        print(Path(summary["steps"]["propose"]["result"]["file"]).read_text(), end="")
+    elif "publish" not in summary["steps"]:
+        print(f"map {summary['map'][0]} x {summary['map'][1]}: label exposures (gallery {args.out / 'gallery'}"
+              f"/index.html, or `skyqa adapt ... --propose N`), then rerun with --labels")
     return 0
 
 

@@ -86,12 +86,16 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
+SECTIONS = ("data", "training", "metrics", "calibration")
+
+
 def render_card(card: dict) -> str:
     """A small markdown model card: data, schedule, metrics, time and hardware, for the people who deploy it."""
     lines = [f"# skyqa model card: desom1 v{card['desom1_version']} + desom2 v{card['desom2_version']}", ""]
-    for section in ("data", "training", "metrics", "calibration"):
+    extra = [key for key, value in card.items() if isinstance(value, dict) and key not in SECTIONS]
+    for section in (*SECTIONS, *extra):
         if section in card:
-            lines += [f"## {section.capitalize()}", ""]
+            lines += [f"## {section[0].upper()}{section[1:]}", ""]
             lines += [f"- {key}: {value}" for key, value in card[section].items()]
             lines.append("")
     lines += ["## Provenance", "", f"- exported: {card['exported_utc']}", f"- hardware: {card['hardware']}", ""]

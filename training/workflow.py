@@ -106,9 +106,11 @@ def dataset_descriptors(data: Path, ids: list[str]) -> np.ndarray:
 
 
 def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, batch_size: int | None,
-                 seed: int, descriptor_share: float = 0.0) -> dict:
-    """DESOM-2 on the dataset's histo-vectors; with descriptor_share > 0 the background descriptor is appended
-    (skyqa.service.pipeline.desom2_input), weighted to carry that share of the bins' variance."""
+                 seed: int, map_size: tuple[int, int] = (20, 20), descriptor_share: float = 0.0) -> dict:
+    """DESOM-2 on the dataset's histo-vectors through the exported DESOM-1; with descriptor_share > 0 the background
+    descriptor is appended (skyqa.service.pipeline.desom2_input), weighted to carry that share of the bins'
+    variance. A map smaller than the paper's 20 x 20 (sized to a small archive) starts its neighbourhood at half
+    the map's side, not at T 10."""
     out.mkdir(parents=True, exist_ok=True)
     ids, raw = histovectors(data, desom1 / "model.onnx")
     described = dataset_descriptors(data, ids) if descriptor_share > 0 else None
@@ -116,7 +118,9 @@ def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, ba
              **({"descriptor": described} if described is not None else {}))
     scaler = Desom2Input.fit(raw, described, descriptor_share)
     x = scaler.transform(raw, described)
-    model, resumed = _model(out, partial(build_desom2, input_dim=scaler.width), iterations, seed)
+    t_max = min(10.0, max(map_size) / 2)
+    model, resumed = _model(out, partial(build_desom2, map_size=map_size, t_max=t_max, input_dim=scaler.width),
+                            iterations, seed)
     if not resumed:
         model.init_prototypes(x, seed=seed)
     meta = _fit(model, x, out, batch_size or 64, seed)
@@ -124,14 +128,17 @@ def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, ba
     scaler.save(out / "scaler.json")
     cells, _ = _local(out / "model.onnx", DESOM2).predict(x)
     write_cells(out / "cells.csv", dict(zip(ids, (int(c) for c in cells))))
-    meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist()))), "inputs": scaler.width,
-             "descriptor_share": descriptor_share,
+    np.save(out / "som_prototypes.npy", keras.ops.convert_to_numpy(model.som.prototypes))  # latent, for curation
+    meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist()))), "map_size": list(map_size),
+             "inputs": scaler.width, "descriptor_share": descriptor_share,
              "descriptor_weight": round(scaler.descriptor.weight, 5) if scaler.descriptor else None}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
 
-def export(desom1: Path, desom2: Path, labels: Path, repository: Path) -> tuple[str, str]:
+def export(desom1: Path, desom2: Path, labels: Path, repository: Path, sections: dict | None = None) -> tuple[str, str]:
+    """Publishes the trained pair with its labels (and calibration.json beside them); `sections` add model-card
+    sections (`skyqa adapt`: labels, evaluation, how each number was derived)."""
     meta1 = json.loads((desom1 / "meta.json").read_text())
     meta2 = json.loads((desom2 / "meta.json").read_text())
     label_map = LabelMap.load(labels)
@@ -144,6 +151,7 @@ def export(desom1: Path, desom2: Path, labels: Path, repository: Path) -> tuple[
                      "desom2": {k: meta2[k] for k in ("iterations", "batch_size", "seconds", "backend")}},
         "metrics": {"desom1 final": meta1["final"], "desom2 final": meta2["final"],
                     "desom2 occupied cells": meta2["occupied_cells"]},
+        **(sections or {}),
     }
     calibration = labels.with_name(CALIBRATION)  # written by `skyqa curate --data` beside the labels
     return publish(repository, desom1 / "model.onnx", np.load(desom1 / "prototypes.npy"), desom2 / "model.onnx",

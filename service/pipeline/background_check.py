@@ -22,12 +22,13 @@ from skyqa.service.verdict import PhysicalMetrics
 
 class BackgroundCheckConfig(BaseModel):
     """The check's limits. The classifier takes them from the loaded model version's calibration.json
-    (skyqa.service.calibration); this settings section is the fallback for versions without one, and
-    what an operator sets here explicitly overrides the version's."""
+    (skyqa.service.calibration), derived from that site's archive; what an operator sets here explicitly
+    overrides the version's. Serving holds no default limit: which structure or exposure time is wrong
+    depends on the camera and the sky, so a version without calibration.json runs without the check."""
 
     max_background_structure: float | None = Field(
-        1.5, gt=0, description="pixel-noise units; None disables. Flat skies measure ~0.1, problems several")
-    min_exptime_s: float | None = Field(10.0, ge=0, description="seconds; None disables")
+        None, gt=0, description="pixel-noise units; None disables (the version's calibration decides)")
+    min_exptime_s: float | None = Field(None, ge=0, description="seconds; None disables")
 
 
 def background_problems(metrics: PhysicalMetrics, cfg: BackgroundCheckConfig) -> list[str]:

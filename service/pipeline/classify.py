@@ -13,7 +13,7 @@ import structlog
 from skyqa.service.calibration import version_calibration
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
 from skyqa.service.config import Settings
-from skyqa.service.pipeline.desom2_input import Desom2Input
+from skyqa.service.pipeline.desom2_input import HISTO_BINS, Desom2Input
 from skyqa.service.pipeline.histovector import histo_vector
 from skyqa.service.inference.base import SomModel
 from skyqa.service.inference.factory import open_models
@@ -23,7 +23,7 @@ from skyqa.service.pipeline.metadata import read_metadata
 from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
 from skyqa.service.verdict import ModelVersions, Verdict
 
-DESOM1_NODES = 25 * 25
+DESOM1_NODES = HISTO_BINS  # the histo-vector has one bin per DESOM-1 node
 log = structlog.get_logger("skyqa.classify")
 
 

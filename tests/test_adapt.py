@@ -1,0 +1,91 @@
+"""`skyqa adapt` end to end on a tiny simulated site: map and gallery without labels, the proposal, then labels ->
+a calibrated, evaluated, published version that serves; a second run skips every finished step."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from skyqa.cli import main
+from skyqa.service.labels import Label, LabelMap
+from skyqa.service.modelrepo import versions
+from skyqa.service.scoring import read_truth_labels
+from skyqa.training.curate import read_cells
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--desom1-iterations", 4, "--desom1-batch", 16, "--desom1-max-cutouts", 500, "--desom2-iterations", 20,
+        "--desom2-batch", 4, "--exposures-per-cell", 1, "--gallery-per-cell", 1, "--workers", 1]
+
+
+def skyqa(*args: object) -> int:
+    return main([str(a) for a in args])
+
+
+def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("SKYQA_WORKERS", "1")
+    monkeypatch.setenv("SKYQA_DATA_DIR", str(tmp_path / "data"))
+    archive, work, repo = tmp_path / "archive", tmp_path / "work", tmp_path / "models"
+    assert skyqa("simulate", "--out", archive, "--n", 16, "--seed", 5, "--size", "tiny", "--site", "unseen",
+                 "--no-progress", "--every-class") == 0
+    truth = read_truth_labels(archive / "truth.csv")
+
+    # Without labels: the map (sized to the archive, not 20 x 20) and the gallery to label from.
+    assert skyqa("adapt", archive, "--out", work, *TINY) == 0
+    state = json.loads((work / "adapt.json").read_text())
+    assert set(state) == {"dataset", "desom1", "desom2", "gallery"}
+    assert state["desom2"]["result"]["map_size"] == [4, 4]  # 16 exposures at 1 a cell
+    assert all(state[s]["wall_s"] >= 0 and state[s]["cpu_s"] >= 0 for s in state)
+    assert (work / "gallery" / "index.html").exists() and not repo.exists()
+
+    # --propose N: N distinct unlabelled archive exposures, one per cell chosen, written for the expert to fill in.
+    capsys.readouterr()
+    assert skyqa("adapt", archive, "--out", work, "--propose", 6, *TINY) == 0
+    with open(work / "propose.csv", newline="") as handle:
+        proposed = list(csv.DictReader(handle))
+    cells = read_cells(work / "desom2" / "cells.csv")
+    assert len(proposed) == 6 and len({r["exposure_id"] for r in proposed}) == 6
+    assert all(cells[r["exposure_id"]] == int(r["cell"]) for r in proposed)
+    assert len({r["cell"] for r in proposed}) == min(6, len(set(cells.values())))
+    assert all(r["label"] == "" and Path(r["file"]).exists() for r in proposed)
+
+    # The expert labels 12 exposures: the proposed ones first. A version is published into --repository.
+    chosen = [r["exposure_id"] for r in proposed] + [e for e in sorted(truth) if e not in
+                                                     {r["exposure_id"] for r in proposed}][:6]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("exposure_id,label\n" + "".join(f"{e},{truth[e].value}\n" for e in chosen))
+    assert skyqa("adapt", archive, "--out", work, "--labels", labels, "--repository", repo, *TINY) == 0
+    assert versions(repo, "desom2") == [1] and versions(repo, "desom1") == [1]
+    version = repo / "desom2" / "1"
+    label_map = LabelMap.load(version / "labels.json")
+    assert label_map.grid == (4, 4) and label_map.cells
+    assert all(0.6 <= c.confidence <= 1 for c in label_map.cells.values())
+    assert all(c.source in ("vote", "spread") for c in label_map.cells.values())
+    calibration = json.loads((version / "calibration.json").read_text())
+    assert "labelled Good archive exposures" in calibration["max_background_structure"]["derivation"]
+    card = (version / "model_card.md").read_text()
+    for heading in ("## Adaptation", "## Schedule", "## Labels", "## Evaluation", "## Calibration"):
+        assert heading in card
+    assert "held-out exposures" in card and "unlabelled_cells_fraction" in card and "s CPU" in card
+    evaluation = json.loads((work / "evaluation.json").read_text())
+    assert evaluation["n"] >= 2 and evaluation["named_from"] + evaluation["n"] == 12
+    assert 0 <= evaluation["unlabelled_not_good"]["accuracy"] <= 1
+
+    # Resume: every step finished with the same inputs is skipped; nothing is published twice.
+    before = (work / "adapt.json").read_text()
+    assert skyqa("adapt", archive, "--out", work, "--labels", labels, "--repository", repo, *TINY) == 0
+    assert (work / "adapt.json").read_text() == before and versions(repo, "desom2") == [1]
+
+    # The published 4 x 4 version serves: the verdict's cell is on its grid and carries its label.
+    capsys.readouterr()
+    monkeypatch.setenv("SKYQA_MODELS__REPOSITORY", str(repo))
+    exposure = Path(proposed[0]["file"])
+    assert skyqa("classify", "--json", exposure) == 0
+    verdict = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert verdict["models"] == {"desom1": "1", "desom2": "1"}
+    assert verdict["cell_index"] == cells[verdict["exposure_id"]] and verdict["cell"][0] < 4 and verdict["cell"][1] < 4
+    expected = label_map.label_of(verdict["cell_index"])
+    assert verdict["label"] in (expected.value, Label.BGP.value)  # BGP only from the calibrated background check

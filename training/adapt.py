@@ -1,0 +1,315 @@
+"""`skyqa adapt`: a site's archive and a small labelled sample -> a new, calibrated, evaluated model version.
+
+The steps are the retraining workflow's own functions (dataset build, DESOM-1, DESOM-2, gallery, calibration,
+export), run in one work directory and recorded in `adapt.json`: a finished step whose inputs did not change
+is skipped on the next run, an interrupted one resumes from what it left (dataset shards, Keras checkpoints),
+and a step whose inputs changed starts over with everything after it.
+
+Everything a verdict depends on beyond the ONNX files is derived here from the site's archive and labels:
+the DESOM-2 map's size (from the archive's size), the histo-vector scaler (DESOM-2's training set), the
+background check's limits (the labelled Good exposures), and the cell labels (spread from the labelled
+members over the map, skyqa.training.spread). A stratified part of the labels is held out: the map named
+from the rest is scored on it, then the published map is named from all of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import resource
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import structlog
+from tqdm import tqdm
+
+from skyqa.service.calibration import Calibration
+from skyqa.service.config import Settings
+from skyqa.service.labels import Label, LabelMap
+from skyqa.service.pipeline.background_check import apply_background_check, background_problems
+from skyqa.service.scoring import binary_score, confusion_matrix, score_report
+from skyqa.service.verdict import PhysicalMetrics
+from skyqa.training.curate import background_flagged, calibrate, read_cells
+from skyqa.training.dataset import read_manifest
+from skyqa.training.schedule import Schedule
+from skyqa.training.spread import ALPHA, Spreading, propose, spread_labels, unlabelled_fraction
+
+STATE = "adapt.json"
+PROPOSAL = "propose.csv"
+log = structlog.get_logger("skyqa.adapt")
+
+
+def map_shape(n_exposures: int, per_cell: int, smallest: int = 3, largest: int = 20) -> tuple[int, int]:
+    """A square DESOM-2 map with about `per_cell` archive exposures a cell, between 3 x 3 and the paper's 20 x 20.
+
+    The paper had ~125 exposures a cell (50k on 400 cells); a site archive of a few hundred exposures at that
+    density would give a handful of cells, too few for six classes and their borders, hence the smaller default.
+    """
+    side = int(round(np.sqrt(n_exposures / per_cell))) if n_exposures else smallest
+    side = min(max(side, smallest), largest)
+    return side, side
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the dataset build's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class Steps:
+    """Runs named steps once per input key, keeping results, wall and CPU seconds in `adapt.json`."""
+
+    def __init__(self, work: Path, total: int) -> None:
+        self.work = work
+        self.path = work / STATE
+        self.state: dict = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.bar = tqdm(total=total, desc="adapt", unit="step")
+
+    def run(self, name: str, key: str, fn: Callable[[], dict], directory: Path | None = None) -> dict:
+        entry = self.state.get(name, {})
+        if entry.get("key") == key and "result" in entry:
+            log.info("adapt step finished before: skipped", step=name)
+            self.bar.update()
+            return entry["result"]
+        if directory is not None and directory.exists() and entry.get("key") != key:
+            shutil.rmtree(directory)  # made from other inputs; an interrupted run of this key resumes instead
+        self.state[name] = {"key": key}
+        self._save()
+        self.bar.set_postfix_str(name)
+        log.info("adapt step started", step=name)
+        wall, cpu = time.perf_counter(), _cpu_s()
+        result = fn()
+        entry = {"key": key, "result": result, "wall_s": round(time.perf_counter() - wall, 1),
+                 "cpu_s": round(_cpu_s() - cpu, 1)}
+        self.state[name] = entry
+        self._save()
+        log.info("adapt step done", step=name, wall_s=entry["wall_s"], cpu_s=entry["cpu_s"])
+        self.bar.update()
+        return result
+
+    def times(self) -> dict[str, dict[str, float]]:
+        return {name: {"wall_s": e["wall_s"], "cpu_s": e["cpu_s"]} for name, e in self.state.items() if "wall_s" in e}
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def _save(self) -> None:
+        self.path.write_text(json.dumps(self.state, indent=1) + "\n")
+
+
+@dataclass(frozen=True)
+class Named:
+    """A map named from one set of labels: the calibration derived with them and the spread label map."""
+
+    calibration: Calibration
+    labels: LabelMap
+
+
+def name_map(spreading: Spreading, cells: Mapping[str, int], metrics: Mapping[str, dict],
+             truth: Mapping[str, Label], settings: Settings, min_confidence: float, source: str) -> Named:
+    """Calibrate the background check on the labelled Good exposures, then spread the labels of the members that
+    pass it (one that fails is BGP for its sky, whatever its sources look like, and says nothing of its cell)."""
+    calibration = calibrate(metrics, truth, settings.background_check, source=source)
+    flagged = background_flagged(metrics, calibration.background_check(settings.background_check))
+    voting = {eid: label for eid, label in truth.items() if eid not in flagged}
+    return Named(calibration, spread_labels(spreading, cells, voting, min_confidence))
+
+
+def split(truth: Mapping[str, Label], fraction: float, seed: int) -> tuple[dict[str, Label], dict[str, Label]]:
+    """(naming, held-out): `fraction` of every class held out (at least one where a class has two or more)."""
+    rng = np.random.default_rng(seed)
+    naming, held = {}, {}
+    for label in sorted(set(truth.values())):
+        ids = sorted(eid for eid, value in truth.items() if value is label)
+        rng.shuffle(ids)
+        n_held = int(round(fraction * len(ids))) if len(ids) > 1 else 0
+        n_held = max(n_held, 1) if len(ids) > 1 and fraction > 0 else n_held
+        held |= {eid: label for eid in ids[:n_held]}
+        naming |= {eid: label for eid in ids[n_held:]}
+    return naming, held
+
+
+def verdicts(named: Named, cells: Mapping[str, int], metrics: Mapping[str, dict], ids: Sequence[str],
+             settings: Settings, check: bool = True) -> dict[str, Label]:
+    """What serving would answer for archive exposures: the cell's label, then the version's background check."""
+    limits = named.calibration.background_check(settings.background_check)
+    out = {}
+    for eid in ids:
+        label = named.labels.label_of(cells[eid])
+        if check:
+            label = apply_background_check(label, background_problems(PhysicalMetrics(**metrics[eid]), limits))
+        out[eid] = label
+    return out
+
+
+def _scores(pairs: list[tuple[Label, Label]]) -> dict:
+    flagged = binary_score(pairs, unlabelled_as_error=False, unlabelled_not_good=True)
+    ignored = binary_score(pairs, unlabelled_as_error=False)
+    rounded = lambda s: {k: round(getattr(s, k), 3) for k in ("accuracy", "precision", "recall")}  # noqa: E731
+    return {"n": len(pairs), "unlabelled_not_good": rounded(flagged), "unlabelled_ignored": rounded(ignored),
+            "unlabelled": sum(p is Label.UNLABELLED for _, p in pairs)}
+
+
+def evaluate_heldout(named: Named, cells: Mapping[str, int], metrics: Mapping[str, dict],
+                     held: Mapping[str, Label], settings: Settings) -> tuple[dict, str]:
+    """The map named without the held-out exposures, scored on them (with and without the background check)."""
+    ids = sorted(eid for eid in held if eid in cells)
+    with_check = verdicts(named, cells, metrics, ids, settings)
+    without = verdicts(named, cells, metrics, ids, settings, check=False)
+    pairs = [(held[eid], with_check[eid]) for eid in ids]
+    summary = {**_scores(pairs), "without_background_check": _scores([(held[e], without[e]) for e in ids]),
+               "confusion": {t.value: {p.value: n for p, n in row.items()}
+                             for t, row in confusion_matrix(pairs).items()}}
+    return summary, score_report(pairs)
+
+
+def _read_labels(path: Path, archive: set[str]) -> dict[str, Label]:
+    """exposure_id -> label; rows left without a label (a proposal not fully labelled) are skipped."""
+    with open(path, newline="") as handle:
+        rows = {row["exposure_id"]: Label(row["label"]) for row in csv.DictReader(handle) if row["label"]}
+    unknown = sorted(set(rows) - archive)
+    if unknown:
+        log.warning("labelled exposures not in the archive are ignored", count=len(unknown), first=unknown[0])
+    return {eid: label for eid, label in rows.items() if eid in archive}
+
+
+def write_proposal(path: Path, chosen: list[tuple[str, int, float]], files: Mapping[str, str]) -> Path:
+    """The exposures to show the expert, with an empty label column to fill in (the --labels format)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["exposure_id", "label", "cell", "gain", "file"])
+        writer.writerows([eid, "", cell, gain, files[eid]] for eid, cell, gain in chosen)
+    return path
+
+
+def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Schedule, labels: Path | None = None,
+          repository: Path | None = None, n_propose: int | None = None) -> dict:
+    """Runs what is left of the adaptation; returns a summary (also in `adapt.json`)."""
+    from skyqa.training import workflow
+    from skyqa.training.dataset import build
+    from skyqa.training.gallery import gallery
+
+    work.mkdir(parents=True, exist_ok=True)
+    data, d1, d2 = work / "dataset", work / "desom1", work / "desom2"
+    naming_steps = 3 if labels is not None and n_propose is None else 0
+    steps = Steps(work, total=4 + naming_steps + (n_propose is not None))
+    try:
+        k_data = _digest(sorted(str(Path(f).resolve()) for f in files), settings.cutouts, settings.detection)
+        steps.run("dataset", k_data, lambda: _built(build(files, data, settings, workers=schedule.workers)))
+        s = schedule
+        k1 = _digest(k_data, s.desom1_iterations, s.desom1_batch, s.desom1_max_cutouts, s.seed)
+        steps.run("desom1", k1, lambda: workflow.train_desom1(data, d1, s.desom1_iterations, s.desom1_batch,
+                                                              s.desom1_max_cutouts, s.seed), d1)
+        grid = map_shape(len(read_manifest(data)), s.exposures_per_cell)
+        k2 = _digest(k1, s.desom2_iterations, s.desom2_batch, grid, s.descriptor_share)
+        steps.run("desom2", k2, lambda: workflow.train_desom2(data, d1, d2, s.desom2_iterations, s.desom2_batch,
+                                                              s.seed, grid, s.descriptor_share), d2)
+        cells = read_cells(d2 / "cells.csv")
+        spreading = Spreading.of(np.load(d2 / "som_prototypes.npy"), grid)
+        entries = {e.exposure_id: e for e in read_manifest(data)}
+        truth = _read_labels(labels, set(entries)) if labels is not None else {}
+        k_labels = _digest(k2, sorted((e, v.value) for e, v in truth.items()), s.holdout, s.min_confidence)
+        if n_propose is not None:
+            steps.run("propose", _digest(k_labels, n_propose), lambda: _propose(
+                work, spreading, cells, truth, n_propose, s.seed, {e: v.file for e, v in entries.items()}))
+        elif truth:
+            metrics = {eid: e.metrics for eid, e in entries.items()}
+            steps.run("evaluate", k_labels, lambda: _evaluate(work, spreading, cells, metrics, truth, settings, s))
+            steps.run("name", k_labels, lambda: _name(work, spreading, cells, metrics, truth, settings, s, labels))
+        shown = work / "labels" / "labels.json" if truth and n_propose is None else _blank(work, grid)
+        steps.run("gallery", _digest(k2, shown.read_text(), s.gallery_per_cell),
+                  lambda: {"index": str(gallery(d2, data, shown, work / "gallery", s.gallery_per_cell, s.seed))})
+        if truth and n_propose is None:
+            target = repository or settings.models.repository
+            steps.run("publish", _digest(k_labels, str(target)), lambda: _publish(work, target, steps, s, grid,
+                                                                                   len(files), len(truth)))
+        summary = {"steps": steps.state, "map": list(grid)}
+    finally:
+        steps.close()
+    return summary
+
+
+def _built(entries: list) -> dict:
+    return {"exposures": len(entries), "cutouts": sum(e.stop - e.start for e in entries)}
+
+
+def _blank(work: Path, grid: tuple[int, int]) -> Path:
+    """An unlabelled map for the gallery the expert labels from."""
+    path = work / "labels" / "unlabelled.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    LabelMap(grid=grid).save(path)
+    return path
+
+
+def _propose(work: Path, spreading: Spreading, cells: Mapping[str, int], truth: Mapping[str, Label], n: int,
+             seed: int, files: Mapping[str, str]) -> dict:
+    chosen = propose(spreading, cells, set(truth), n, seed)
+    path = write_proposal(work / PROPOSAL, chosen, files)
+    reached = spreading.affinity()[:, sorted({c for _, c, _ in chosen} | {cells[e] for e in truth})]
+    return {"file": str(path), "exposures": [eid for eid, _, _ in chosen],
+            "cells": sorted({c for _, c, _ in chosen}), "cells_reached_0.5": int((reached.max(axis=1) >= 0.5).sum())}
+
+
+def _evaluate(work: Path, spreading: Spreading, cells: Mapping[str, int], metrics: Mapping[str, dict],
+              truth: Mapping[str, Label], settings: Settings, s: Schedule) -> dict:
+    naming, held = split(truth, s.holdout, s.seed)
+    named = name_map(spreading, cells, metrics, naming, settings, s.min_confidence, source="naming part of the labels")
+    summary, text = evaluate_heldout(named, cells, metrics, held, settings)
+    summary["named_from"] = len(naming)
+    (work / "evaluation.txt").write_text(text + "\n")
+    (work / "evaluation.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"held-out evaluation ({summary['n']} exposures, map named from {len(naming)}):\n{text}")
+    return summary
+
+
+def _name(work: Path, spreading: Spreading, cells: Mapping[str, int], metrics: Mapping[str, dict],
+          truth: Mapping[str, Label], settings: Settings, s: Schedule, labels: Path) -> dict:
+    from skyqa.service.calibration import CALIBRATION
+
+    named = name_map(spreading, cells, metrics, truth, settings, s.min_confidence, source=f"archive, labels {labels}")
+    out = work / "labels"
+    out.mkdir(parents=True, exist_ok=True)
+    named.labels.save(out / "labels.json")
+    named.calibration.save(out / CALIBRATION)
+    by_cells, by_exposures = unlabelled_fraction(named.labels, cells)
+    sources = [c.source for c in named.labels.cells.values()]
+    return {"labelled_cells": len(named.labels.cells), "from_members": sources.count("vote"),
+            "spread": sources.count("spread"), "unlabelled_cells_fraction": by_cells,
+            "unlabelled_archive_fraction": by_exposures}
+
+
+def _publish(work: Path, repository: Path, steps: Steps, s: Schedule, grid: tuple[int, int], n_files: int,
+             n_labels: int) -> dict:
+    from skyqa.training import workflow
+
+    state = steps.state
+    named, evaluation = state["name"]["result"], state["evaluate"]["result"]
+    times = steps.times()
+    sections = {
+        "adaptation": {"archive files": n_files, "archive exposures": state["dataset"]["result"]["exposures"],
+                       "labelled exposures": n_labels, "held out for evaluation": evaluation["n"],
+                       "DESOM-2 map": f"{grid[0]} x {grid[1]} (about {s.exposures_per_cell} archive exposures a cell)"},
+        "schedule": {"desom1": f"{s.desom1_iterations} iterations at batch {s.desom1_batch}",
+                     "desom2": f"{s.desom2_iterations} iterations at batch {s.desom2_batch}",
+                     **{f"{name} time": f"{t['wall_s']} s wall, {t['cpu_s']} s CPU" for name, t in times.items()}},
+        "labels": {**named, "how": f"label spreading on the prototype graph (alpha {ALPHA}), a cell labelled when "
+                                   f">= {s.min_confidence} of the votes reaching it agree (skyqa.training.spread)"},
+        "evaluation": {"held-out exposures": evaluation["n"], "map named from": evaluation["named_from"],
+                       "unlabelled = not Good": evaluation["unlabelled_not_good"],
+                       "unlabelled ignored (paper)": evaluation["unlabelled_ignored"],
+                       "unlabelled verdicts": evaluation["unlabelled"],
+                       "without the background check": evaluation["without_background_check"]["unlabelled_not_good"]},
+    }
+    v1, v2 = workflow.export(work / "desom1", work / "desom2", work / "labels" / "labels.json", repository, sections)
+    print(f"{repository}: desom1 version {v1}, desom2 version {v2}")
+    return {"repository": str(repository), "desom1_version": v1, "desom2_version": v2}
+
