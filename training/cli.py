@@ -120,7 +120,7 @@ def _run_train(args: argparse.Namespace) -> int:
         if args.desom1 is None:
             raise SystemExit("skyqa train desom2: --desom1 DIR (the trained DESOM-1) is required")
         workflow.train_desom2(args.data, args.desom1, args.out, args.iterations, args.batch_size, args.seed,
-                              args.descriptor_share)
+                              descriptor_share=args.descriptor_share)
     return 0
 
 

@@ -106,13 +106,15 @@ def dataset_descriptors(data: Path, ids: list[str]) -> np.ndarray:
 
 
 def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, batch_size: int | None,
-                 seed: int, map_size: tuple[int, int] = (20, 20), descriptor_share: float = 0.0) -> dict:
+                 seed: int, map_size: tuple[int, int] = (20, 20), descriptor_share: float = 0.0,
+                 vectors: tuple[list[str], np.ndarray] | None = None) -> dict:
     """DESOM-2 on the dataset's histo-vectors through the exported DESOM-1; with descriptor_share > 0 the background
     descriptor is appended (skyqa.service.pipeline.desom2_input), weighted to carry that share of the bins'
     variance. A map smaller than the paper's 20 x 20 (sized to a small archive) starts its neighbourhood at half
-    the map's side, not at T 10."""
+    the map's side, not at T 10. `vectors`: the dataset's (ids, raw histo-vectors) through this DESOM-1 when the
+    caller already has them (arms of an ablation that share DESOM-1)."""
     out.mkdir(parents=True, exist_ok=True)
-    ids, raw = histovectors(data, desom1 / "model.onnx")
+    ids, raw = vectors or histovectors(data, desom1 / "model.onnx")
     described = dataset_descriptors(data, ids) if descriptor_share > 0 else None
     np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw,
              **({"descriptor": described} if described is not None else {}))
