@@ -43,7 +43,8 @@ FEATURES = (
 )
 PERCENTILE = 80.0  # a problem on a fifth of the mosaic counts, one CCD's bright halo does not
 SATURATION_FRACTION = 0.9
-SAMPLE_STRIDE = 4  # rows (and pixels) sampled for the noise and saturation counts: ~1/16 of a pass
+NOISE_ROWS = 16  # every 16th row for the white noise: ~0.02 CPU-s on a 4612 x 2048 CCD
+SATURATION_STRIDE = (8, 2)  # (rows, columns) sampled for the saturated-pixel count: bleed trails are columns
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def column_step(mesh: np.ndarray, rms: float) -> float:
 
 def white_noise(sub: np.ndarray) -> float:
     """Robust pixel-to-pixel noise of a background-subtracted image: MAD of first differences along rows / sqrt 2."""
-    rows = sub[::SAMPLE_STRIDE]
+    rows = sub[::NOISE_ROWS]
     diff = (rows[:, 1:] - rows[:, :-1]).ravel()
     diff = diff[np.isfinite(diff)]
     if diff.size == 0:
@@ -83,7 +84,7 @@ def white_noise(sub: np.ndarray) -> float:
 
 def saturated_pixel_fraction(raw: np.ndarray, saturate: float) -> float:
     """Fraction of sampled pixels at >= 90% of the saturation level (before background subtraction)."""
-    sample = raw[::SAMPLE_STRIDE, ::SAMPLE_STRIDE]
+    sample = raw[:: SATURATION_STRIDE[0], :: SATURATION_STRIDE[1]]
     return float(np.count_nonzero(sample >= SATURATION_FRACTION * saturate) / max(sample.size, 1))
 
 
