@@ -153,44 +153,36 @@ def arm(share: float, data: Path, desom1: Path, work: Path, vectors: tuple[list[
     return result
 
 
-def main() -> None:
+def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, labels: int = 120,
+        shares: tuple[float, ...] = (0.0, 0.25, 1.0), desom2_iterations: int | None = None, workers: int = 2) -> list[dict]:
+    """Prints the hard-pair probes and the descriptor x background-check table; returns the arms' results."""
     from skyqa.service.pipeline.cli import expand
     from skyqa.training.adapt import map_shape
     from skyqa.training.dataset import build, descriptors, read_manifest
     from skyqa.training.schedule import Schedule
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--archive", type=Path, required=True, help="unseen-site archive night (with truth.csv)")
-    parser.add_argument("--files", type=int, default=0, help="use the first N exposure files (0: all)")
-    parser.add_argument("--work", type=Path, default=Path("out/ablation"))
-    parser.add_argument("--desom1", type=Path, help="a DESOM-1 training directory (default: the shipped latest)")
-    parser.add_argument("--labels", type=int, default=120)
-    parser.add_argument("--shares", default="0,0.25,1")
-    parser.add_argument("--desom2-iterations", type=int, default=Schedule.desom2_iterations)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
     settings = load_settings(workers=1)
-    schedule = Schedule(desom2_iterations=args.desom2_iterations)
-    files = sorted(expand([args.archive]))[: args.files or None]
-    data = args.work / "archive-dataset"
+    schedule = Schedule(desom2_iterations=desom2_iterations or Schedule.desom2_iterations)
+    chosen = sorted(expand([archive]))[: files or None]
+    data = work / "archive-dataset"
     start, cpu = time.perf_counter(), cpu_s()
-    build(files, data, settings, workers=args.workers)
-    print(f"dataset: {len(files)} files, {time.perf_counter() - start:.0f} s wall, {cpu_s() - cpu:.0f} s CPU")
-    desom1 = args.desom1 or resolve_version(shipped_models(), "desom1", "latest")[1]
+    build(chosen, data, settings, workers=workers)
+    print(f"dataset: {len(chosen)} files, {time.perf_counter() - start:.0f} s wall, {cpu_s() - cpu:.0f} s CPU")
+    desom1 = desom1 or resolve_version(shipped_models(), "desom1", "latest")[1]
     entries = read_manifest(data)
-    ids, bmus, weights = bmus_per_exposure(data, desom1 / "model.onnx", args.work / f"bmus-{desom1.name}.npz")
+    ids, bmus, weights = bmus_per_exposure(data, desom1 / "model.onnx", work / f"bmus-{desom1.name}.npz")
     by_id = {e.exposure_id: e for e in entries}
     n_ccds = [by_id[i].n_ccds - len(by_id[i].dead_ccds) for i in ids]
     vectors = {k: subsampled(bmus, weights, n_ccds, k) for k in PER_CCD}
     described = descriptors([by_id[i] for i in ids])
     metrics = {i: by_id[i].metrics for i in ids}
-    truth = {i: label for i, label in read_truth_labels(args.archive / "truth.csv").items() if i in by_id}
+    truth = {i: label for i, label in read_truth_labels(archive / "truth.csv").items() if i in by_id}
 
     print(f"\n## Hard pairs: leave-one-out 1-NN accuracy on the archive's exposures of each pair "
           f"(DESOM-1 {desom1}, {len(ids)} exposures)\n")
     print("\n".join(probes(truth, ids, vectors, described, metrics)))
 
-    naming = stratified(truth, args.labels, seed=0)
+    naming = stratified(truth, labels, seed=0)
     held = {e: v for e, v in truth.items() if e not in naming}
     grid = map_shape(len(ids), schedule.exposures_per_cell)
     print(f"\n## Background descriptor x background check: DESOM-2 {grid[0]}x{grid[1]} trained on {len(ids)} archive "
@@ -200,8 +192,8 @@ def main() -> None:
           "BadFocus->BSeeing | BT->Good | BGP->Good | Good->BGP | DESOM-2 CPU s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     results = []
-    for share in (float(s) for s in args.shares.split(",")):
-        r = arm(share, data, desom1, args.work, (ids, vectors[100]), metrics, naming, held, grid, schedule, settings)
+    for share in shares:
+        r = arm(share, data, desom1, work, (ids, vectors[100]), metrics, naming, held, grid, schedule, settings)
         results.append(r)
         for key in ("rule off", "rule on"):
             s, c = r[key], r[key]["confused"]
@@ -209,8 +201,24 @@ def main() -> None:
             print(f"| {share:g} | {key.split()[1]} | {s['accuracy']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} "
                   f"({ig}) | {s['unlabelled']} | {c['BadFocus->BSeeing']} | {c['BT->Good']} | {c['BGP->Good']} | "
                   f"{c['Good->BGP']} | {r['cpu_s']} |")
-    (args.work / "ablations.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    (work / "ablations.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"\ntotal: {time.perf_counter() - start:.0f} s wall, {cpu_s() - cpu:.0f} s CPU")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--archive", type=Path, required=True, help="unseen-site archive night (with truth.csv)")
+    parser.add_argument("--files", type=int, default=0, help="use the first N exposure files (0: all)")
+    parser.add_argument("--work", type=Path, default=Path("out/ablation"))
+    parser.add_argument("--desom1", type=Path, help="a DESOM-1 training directory (default: the shipped latest)")
+    parser.add_argument("--labels", type=int, default=120)
+    parser.add_argument("--shares", default="0,0.25,1")
+    parser.add_argument("--desom2-iterations", type=int)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    run(args.archive, args.work, args.files, args.desom1, args.labels, tuple(float(s) for s in args.shares.split(",")),
+        args.desom2_iterations, args.workers)
 
 
 if __name__ == "__main__":
