@@ -2,7 +2,8 @@
 
 Per CCD, in `settings.workers` processes (each opens the file once per chunk of consecutive CCDs
 and reads one HDU at a time, so memory stays about one CCD per worker): read, NaN -> median, skip
-dead, detect, border cut, sample 100, cut 32 x 32, normalise. The sampling RNG is seeded from
+dead, detect (and measure the sky for the background descriptor, skyqa.service.pipeline.descriptor), border
+cut, sample 100, cut 32 x 32, normalise. The sampling RNG is seeded from
 (seed, exposure id, EXTNAME) through SHA-256, so any re-processing, with any worker count,
 yields identical cutouts.
 
