@@ -34,6 +34,8 @@ models: env
 
 bench: bench-quality bench-speed bench-train bench-stream bench-soak
 
+# Own-simulator night, unseen site (A) shipped models and (B) after `skyqa adapt`; e.g.
+# `make bench-quality BENCH_QUALITY_ARGS="--protocols B --n 0"` for protocol B only.
 bench-quality: env
 	$(PY) bench/quality.py --out $(OUT)/bench-quality $(BENCH_QUALITY_ARGS)
 

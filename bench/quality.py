@@ -163,6 +163,8 @@ def main() -> None:
     parser.add_argument("--archive-seed", type=int, default=2, help="protocol B: archive night seed (not the test's)")
     parser.add_argument("--labels", type=int, default=120, help="protocol B: exposures the expert labels")
     parser.add_argument("--adapt-args", default="", help="extra `skyqa adapt` options, e.g. a shorter schedule")
+    parser.add_argument("--protocols", default="AB", choices=["AB", "A", "B"],
+                        help="on the unseen site: A (shipped models), B (after skyqa adapt), or both")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ablations", type=int, metavar="N", default=0,
                         help="issue 9 points 3-4 on the first N archive exposures (bench/ablations.py; 0: skip)")
@@ -170,11 +172,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     nights = [Night("own simulator (cfht)", "cfht", args.seed, args.n, args.size)] if args.n else []
-    if args.unseen_n:
+    if args.unseen_n and "A" in args.protocols:
         nights.append(Night("unseen site, A: shipped models", "unseen", args.unseen_seed, args.unseen_n, args.size,
                             tuple(TARGETS_A.items())))
     scored = [(night, _bench_night(night, args.out, args.workers)) for night in nights]
-    if args.unseen_n and args.archive_n:
+    if args.unseen_n and args.archive_n and "B" in args.protocols:
         if args.archive_seed == args.unseen_seed:
             parser.error("--archive-seed must differ from --unseen-seed: nothing is trained on the test night")
         archive = Night("unseen archive", "unseen", args.archive_seed, args.archive_n, args.size)

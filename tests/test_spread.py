@@ -67,3 +67,25 @@ def test_split_holds_out_part_of_every_class() -> None:
     assert set(naming) | set(held) == set(truth) and not set(naming) & set(held)
     assert sorted(held.values()) == sorted([G, G, B])  # 2 of 8, 1 of 4, none of a single exposure
     assert split(truth, 0.25, seed=0) == (naming, held)
+
+
+def test_alpha_is_cross_validated_on_the_labels() -> None:
+    from skyqa.training.spread import ALPHAS, choose_alpha
+
+    nx = ny = 4
+    k = np.arange(nx * ny)
+    prototypes = np.stack([np.where(k % nx < 2, 0.0, 10.0), 0.1 * (k // nx)], axis=1)
+    cells = {f"e{c}": c for c in k.tolist()}
+    truth = {e: (G if c % nx < 2 else B) for e, c in cells.items()}
+    alpha, agreement = choose_alpha(prototypes, (nx, ny), cells, truth, min_confidence=0.6)
+    assert set(agreement) == set(ALPHAS) and alpha in ALPHAS
+    assert agreement[alpha] == max(agreement.values()) == 1.0  # each half names its own held-out cells
+
+
+def test_labels_beyond_the_cover_go_where_exposures_are_many_per_label() -> None:
+    spreading = Spreading.of(np.zeros((4, 2)), (2, 2))  # one region: three labels cover the map
+    cells = {f"a{i}": 0 for i in range(6)} | {f"b{i}": 1 for i in range(3)} | {"c": 2}
+    chosen = propose(spreading, cells, labelled=set(), n=6)
+    assert [cell for _, cell, _ in chosen[:3]] == [0, 1, 2] and all(gain > 0 for _, _, gain in chosen[:3])
+    # then by archive exposures (+1) per label: cell 0 7/2, cell 0 7/3 over cell 1 4/2, then cell 1
+    assert [(cell, gain) for _, cell, gain in chosen[3:]] == [(0, 0.0), (0, 0.0), (1, 0.0)]

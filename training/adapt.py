@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import resource
 import shutil
 import time
@@ -32,12 +33,12 @@ from skyqa.service.calibration import Calibration
 from skyqa.service.config import Settings
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
-from skyqa.service.scoring import binary_score, confusion_matrix, score_report
+from skyqa.service.scoring import BinaryScore, binary_score, confusion_matrix, score_report
 from skyqa.service.verdict import PhysicalMetrics
 from skyqa.training.curate import background_flagged, calibrate, read_cells
 from skyqa.training.dataset import read_manifest
 from skyqa.training.schedule import Schedule
-from skyqa.training.spread import ALPHA, Spreading, propose, spread_labels, unlabelled_fraction
+from skyqa.training.spread import Spreading, choose_alpha, propose, spread_labels, unlabelled_fraction
 
 STATE = "adapt.json"
 PROPOSAL = "propose.csv"
@@ -69,7 +70,6 @@ class Steps:
     """Runs named steps once per input key, keeping results, wall and CPU seconds in `adapt.json`."""
 
     def __init__(self, work: Path, total: int) -> None:
-        self.work = work
         self.path = work / STATE
         self.state: dict = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.bar = tqdm(total=total, desc="adapt", unit="step")
@@ -108,20 +108,26 @@ class Steps:
 
 @dataclass(frozen=True)
 class Named:
-    """A map named from one set of labels: the calibration derived with them and the spread label map."""
+    """A map named from one set of labels: the calibration derived with them, the spread label map, and the
+    spreading's alpha with the cross-validated agreement of every alpha tried."""
 
     calibration: Calibration
     labels: LabelMap
+    alpha: float
+    agreement: dict[float, float]
 
 
-def name_map(spreading: Spreading, cells: Mapping[str, int], metrics: Mapping[str, dict],
-             truth: Mapping[str, Label], settings: Settings, min_confidence: float, source: str) -> Named:
+def name_map(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int], metrics: Mapping[str, dict],
+             truth: Mapping[str, Label], settings: Settings, min_confidence: float, source: str, seed: int) -> Named:
     """Calibrate the background check on the labelled Good exposures, then spread the labels of the members that
-    pass it (one that fails is BGP for its sky, whatever its sources look like, and says nothing of its cell)."""
+    pass it (one that fails is BGP for its sky, whatever its sources look like, and says nothing of its cell),
+    as far as cross-validation on those labels says they carry."""
     calibration = calibrate(metrics, truth, settings.background_check, source=source)
     flagged = background_flagged(metrics, calibration.background_check(settings.background_check))
     voting = {eid: label for eid, label in truth.items() if eid not in flagged}
-    return Named(calibration, spread_labels(spreading, cells, voting, min_confidence))
+    alpha, agreement = choose_alpha(prototypes, grid, cells, voting, min_confidence, seed=seed)
+    labels = spread_labels(Spreading.of(prototypes, grid, alpha), cells, voting, min_confidence)
+    return Named(calibration, labels, alpha, agreement)
 
 
 def split(truth: Mapping[str, Label], fraction: float, seed: int) -> tuple[dict[str, Label], dict[str, Label]]:
@@ -151,11 +157,16 @@ def verdicts(named: Named, cells: Mapping[str, int], metrics: Mapping[str, dict]
     return out
 
 
+def _rounded(score: BinaryScore) -> dict[str, float | None]:
+    """Accuracy, precision, recall to 3 places; None where undefined (no exposure called Good), as JSON allows."""
+    values = {k: getattr(score, k) for k in ("accuracy", "precision", "recall")}
+    return {k: None if math.isnan(v) else round(v, 3) for k, v in values.items()}
+
+
 def _scores(pairs: list[tuple[Label, Label]]) -> dict:
     flagged = binary_score(pairs, unlabelled_as_error=False, unlabelled_not_good=True)
     ignored = binary_score(pairs, unlabelled_as_error=False)
-    rounded = lambda s: {k: round(getattr(s, k), 3) for k in ("accuracy", "precision", "recall")}  # noqa: E731
-    return {"n": len(pairs), "unlabelled_not_good": rounded(flagged), "unlabelled_ignored": rounded(ignored),
+    return {"n": len(pairs), "unlabelled_not_good": _rounded(flagged), "unlabelled_ignored": _rounded(ignored),
             "unlabelled": sum(p is Label.UNLABELLED for _, p in pairs)}
 
 
@@ -214,17 +225,19 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
         steps.run("desom2", k2, lambda: workflow.train_desom2(data, d1, d2, s.desom2_iterations, s.desom2_batch,
                                                               s.seed, grid, s.descriptor_share), d2)
         cells = read_cells(d2 / "cells.csv")
-        spreading = Spreading.of(np.load(d2 / "som_prototypes.npy"), grid)
+        prototypes = np.load(d2 / "som_prototypes.npy")
         entries = {e.exposure_id: e for e in read_manifest(data)}
         truth = _read_labels(labels, set(entries)) if labels is not None else {}
         k_labels = _digest(k2, sorted((e, v.value) for e, v in truth.items()), s.holdout, s.min_confidence)
         if n_propose is not None:
             steps.run("propose", _digest(k_labels, n_propose), lambda: _propose(
-                work, spreading, cells, truth, n_propose, s.seed, {e: v.file for e, v in entries.items()}))
+                work, Spreading.of(prototypes, grid), cells, truth, n_propose, s.seed, {e: v.file for e, v in entries.items()}))
         elif truth:
             metrics = {eid: e.metrics for eid, e in entries.items()}
-            steps.run("evaluate", k_labels, lambda: _evaluate(work, spreading, cells, metrics, truth, settings, s))
-            steps.run("name", k_labels, lambda: _name(work, spreading, cells, metrics, truth, settings, s, labels))
+            steps.run("evaluate", k_labels, lambda: _evaluate(work, prototypes, grid, cells, metrics, truth,
+                                                                    settings, s))
+            steps.run("name", k_labels, lambda: _name(work, prototypes, grid, cells, metrics, truth, settings,
+                                                            s, labels))
         shown = work / "labels" / "labels.json" if truth and n_propose is None else _blank(work, grid)
         steps.run("gallery", _digest(k2, shown.read_text(), s.gallery_per_cell),
                   lambda: {"index": str(gallery(d2, data, shown, work / "gallery", s.gallery_per_cell, s.seed))})
@@ -259,23 +272,25 @@ def _propose(work: Path, spreading: Spreading, cells: Mapping[str, int], truth: 
             "cells": sorted({c for _, c, _ in chosen}), "cells_reached_0.5": int((reached.max(axis=1) >= 0.5).sum())}
 
 
-def _evaluate(work: Path, spreading: Spreading, cells: Mapping[str, int], metrics: Mapping[str, dict],
-              truth: Mapping[str, Label], settings: Settings, s: Schedule) -> dict:
+def _evaluate(work: Path, prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int],
+              metrics: Mapping[str, dict], truth: Mapping[str, Label], settings: Settings, s: Schedule) -> dict:
     naming, held = split(truth, s.holdout, s.seed)
-    named = name_map(spreading, cells, metrics, naming, settings, s.min_confidence, source="naming part of the labels")
+    named = name_map(prototypes, grid, cells, metrics, naming, settings, s.min_confidence,
+                     source="naming part of the labels", seed=s.seed)
     summary, text = evaluate_heldout(named, cells, metrics, held, settings)
-    summary["named_from"] = len(naming)
+    summary |= {"named_from": len(naming), "alpha": named.alpha}
     (work / "evaluation.txt").write_text(text + "\n")
     (work / "evaluation.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"held-out evaluation ({summary['n']} exposures, map named from {len(naming)}):\n{text}")
     return summary
 
 
-def _name(work: Path, spreading: Spreading, cells: Mapping[str, int], metrics: Mapping[str, dict],
-          truth: Mapping[str, Label], settings: Settings, s: Schedule, labels: Path) -> dict:
+def _name(work: Path, prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int],
+          metrics: Mapping[str, dict], truth: Mapping[str, Label], settings: Settings, s: Schedule, labels: Path) -> dict:
     from skyqa.service.calibration import CALIBRATION
 
-    named = name_map(spreading, cells, metrics, truth, settings, s.min_confidence, source=f"archive, labels {labels}")
+    named = name_map(prototypes, grid, cells, metrics, truth, settings, s.min_confidence,
+                     source=f"archive, labels {labels}", seed=s.seed)
     out = work / "labels"
     out.mkdir(parents=True, exist_ok=True)
     named.labels.save(out / "labels.json")
@@ -284,7 +299,8 @@ def _name(work: Path, spreading: Spreading, cells: Mapping[str, int], metrics: M
     sources = [c.source for c in named.labels.cells.values()]
     return {"labelled_cells": len(named.labels.cells), "from_members": sources.count("vote"),
             "spread": sources.count("spread"), "unlabelled_cells_fraction": by_cells,
-            "unlabelled_archive_fraction": by_exposures}
+            "unlabelled_archive_fraction": by_exposures, "alpha": named.alpha,
+            "alpha_cross_validated_agreement": {str(a): v for a, v in named.agreement.items()}}
 
 
 def _publish(work: Path, repository: Path, steps: Steps, s: Schedule, grid: tuple[int, int], n_files: int,
@@ -301,8 +317,9 @@ def _publish(work: Path, repository: Path, steps: Steps, s: Schedule, grid: tupl
         "schedule": {"desom1": f"{s.desom1_iterations} iterations at batch {s.desom1_batch}",
                      "desom2": f"{s.desom2_iterations} iterations at batch {s.desom2_batch}",
                      **{f"{name} time": f"{t['wall_s']} s wall, {t['cpu_s']} s CPU" for name, t in times.items()}},
-        "labels": {**named, "how": f"label spreading on the prototype graph (alpha {ALPHA}), a cell labelled when "
-                                   f">= {s.min_confidence} of the votes reaching it agree (skyqa.training.spread)"},
+        "labels": {**named, "how": "label spreading on the prototype graph (skyqa.training.spread), alpha chosen by "
+                                   f"4-fold cross-validation on the labels; a cell is labelled when >= "
+                                   f"{s.min_confidence} of the votes reaching it agree"},
         "evaluation": {"held-out exposures": evaluation["n"], "map named from": evaluation["named_from"],
                        "unlabelled = not Good": evaluation["unlabelled_not_good"],
                        "unlabelled ignored (paper)": evaluation["unlabelled_ignored"],

@@ -91,9 +91,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     adapt.add_argument("--repository", type=Path, help="model repository (default: settings.models.repository)")
     adapt.add_argument("--propose", type=int, metavar="N", help="write (and print) the N exposures whose labels "
                        "would name the most of the map to OUT/propose.csv, then stop")
-    defaults = Schedule()
-    for name, value in asdict(defaults).items():
-        adapt.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value, metavar=type(value).__name__.upper())
+    for name, value in asdict(Schedule()).items():
+        adapt.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                           metavar=type(value).__name__.upper(), help="default: %(default)s")
     adapt.set_defaults(run=_run_adapt)
 
     report = commands.add_parser("report", help="PNG pictures: DESOM-1 prototypes, DESOM-2 label map, density maps")
@@ -196,6 +196,12 @@ def _run_adapt(args: argparse.Namespace) -> int:
     for name, step in summary["steps"].items():
         if "wall_s" in step:
             print(f"{name:<9} {step['wall_s']:8.1f} s wall {step['cpu_s']:8.1f} s CPU")
+    if "name" in summary["steps"]:
+        named = summary["steps"]["name"]["result"]
+        print(f"map {summary['map'][0]} x {summary['map'][1]}: {named['labelled_cells']} cells labelled "
+              f"({named['spread']} by spreading, alpha {named['alpha']}); unlabelled: "
+              f"{named['unlabelled_cells_fraction']:.1%} of the cells, {named['unlabelled_archive_fraction']:.1%} "
+              "of the archive")
     if "propose" in summary["steps"]:
         print(Path(summary["steps"]["propose"]["result"]["file"]).read_text(), end="")
     elif "publish" not in summary["steps"]:

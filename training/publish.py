@@ -99,7 +99,8 @@ def render_card(card: dict) -> str:
             lines += [f"- {key}: {value}" for key, value in card[section].items()]
             lines.append("")
     lines += ["## Provenance", "", f"- exported: {card['exported_utc']}", f"- hardware: {card['hardware']}", ""]
-    lines += ["Labels come from `skyqa curate` (majority vote with a purity threshold over a labelled sample);",
+    lines += ["Labels come from `skyqa curate` (majority vote with a purity threshold over a labelled sample) or",
+              "`skyqa adapt` (a few labels spread over the map, see Labels above);",
               "entries marked `expert` in labels.json are hand edits and survive re-curation.",
               "Archive exposures that fail the background check do not vote; served with this version, the same",
               "check makes such exposures BGP. Its limits are this version's calibration.json (derived from the",

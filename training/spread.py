@@ -9,6 +9,8 @@ the median over the map), and F = (I - alpha S)^-1 Y spreads the labelled member
 that share is its confidence, and it stays unlabelled only where the votes that reach it disagree
 (confidence under `min_confidence`) or none reach it.
 
+How far votes travel (alpha) is the site's own: `choose_alpha` cross-validates it on the labels.
+
 `propose` picks the exposures whose labels would reach most of the map: a greedy facility-location
 cover over the same spreading operator, weighted by how many archive exposures each cell holds.
 """
@@ -24,6 +26,7 @@ from skyqa.service.labels import CellLabel, Label, LabelMap
 
 CLASSES = [label for label in Label if label is not Label.UNLABELLED]
 ALPHA = 0.9  # how far votes travel: the weight of the neighbours against a cell's own members
+ALPHAS = (0.3, 0.6, 0.9, 0.99)  # what choose_alpha tries
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,33 @@ def spread_labels(spreading: Spreading, cells: Mapping[str, int], truth: Mapping
     return LabelMap(grid=spreading.grid, cells=labelled)
 
 
+def choose_alpha(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int],
+                 truth: Mapping[str, Label], min_confidence: float, folds: int = 4,
+                 seed: int = 0) -> tuple[float, dict[float, float]]:
+    """The alpha of ALPHAS whose maps, named from the other folds, give the labelled exposures of each fold
+    their own label most often (an unlabelled cell counts as wrong, so reach pays when it is right); ties go
+    to the smaller alpha: labels travel no further than the labels show they carry."""
+    ids = sorted(e for e in truth if e in cells)
+    fold = dict(zip(np.random.default_rng(seed).permutation(ids).tolist(), np.arange(len(ids)) % folds))
+    agreement = {}
+    for alpha in ALPHAS:
+        spreading = Spreading.of(prototypes, grid, alpha)
+        right = 0
+        for k in range(folds):
+            named = spread_labels(spreading, cells, {e: truth[e] for e in ids if fold[e] != k}, min_confidence)
+            right += sum(named.label_of(cells[e]) is truth[e] for e in ids if fold[e] == k)
+        agreement[alpha] = round(right / max(len(ids), 1), 4)
+    return max(ALPHAS, key=lambda a: (agreement[a], -a)), agreement
+
+
 def propose(spreading: Spreading, cells: Mapping[str, int], labelled: set[str], n: int,
             seed: int = 0) -> list[tuple[str, int, float]]:
     """The n unlabelled archive exposures (id, cell, gain) whose labels would name the most of the map.
 
     Greedy facility location: each step adds the cell whose label would raise sum_j w_j max_c A[j, c] the
     most (A the affinity over chosen cells c, w_j the cell's archive exposures plus one, so empty cells
-    count too), starting from the cells already labelled; a random member of that cell is shown.
+    count too), starting from the cells already labelled; a random member of that cell is shown. Once the map
+    is covered (no gain left), further labels go to the cells with the most archive exposures per label so far.
     """
     affinity = spreading.affinity()
     members: dict[int, list[str]] = {}
@@ -102,18 +125,22 @@ def propose(spreading: Spreading, cells: Mapping[str, int], labelled: set[str], 
     for cell, ids in members.items():
         weight[cell] += len(ids)
     covered = np.zeros(spreading.n_cells)
-    for cell in {cells[e] for e in labelled if e in cells}:
+    asked = np.zeros(spreading.n_cells)  # labels per cell, given or proposed
+    for cell in (cells[e] for e in labelled if e in cells):
         covered = np.maximum(covered, affinity[:, cell])
+        asked[cell] += 1
     rng = np.random.default_rng(seed)
     candidates = {c: [e for e in ids if e not in labelled] for c, ids in members.items()}
     chosen: list[tuple[str, int, float]] = []
     while len(chosen) < n and any(candidates.values()):
         open_cells = [c for c, ids in candidates.items() if ids]
         gains = [(weight * np.maximum(affinity[:, c] - covered, 0.0)).sum() for c in open_cells]
-        best = int(np.argmax(gains))
+        per_label = [weight[c] / (1 + asked[c]) for c in open_cells]
+        best = max(range(len(open_cells)), key=lambda i: (round(gains[i], 6), per_label[i]))
         cell = open_cells[best]
         pick = candidates[cell].pop(int(rng.integers(len(candidates[cell]))))
         covered = np.maximum(covered, affinity[:, cell])
+        asked[cell] += 1
         chosen.append((pick, cell, round(float(gains[best]), 3)))
     return chosen
 
