@@ -8,7 +8,7 @@ OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env system-deps demo test models bench bench-quality bench-speed bench-stream bench-train bench-search bench-web bench-soak screenshots demo-stack image clean
+.PHONY: env system-deps demo test models bench bench-quality bench-ablations bench-speed bench-stream bench-train bench-search bench-web bench-soak screenshots demo-stack image clean
 
 env: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ bench: bench-quality bench-speed bench-train bench-stream bench-soak
 # `make bench-quality BENCH_QUALITY_ARGS="--protocols B --n 0"` for protocol B only.
 bench-quality: env
 	$(PY) bench/quality.py --out $(OUT)/bench-quality $(BENCH_QUALITY_ARGS)
+
+# Issue 9 points 3-4 (background descriptor x background check, hard-pair probes) on the unseen site's archive
+# night that bench-quality simulates (never its test night); also `make bench-quality BENCH_QUALITY_ARGS="--ablations 480"`.
+bench-ablations: env
+	$(PY) bench/ablations.py --archive $(OUT)/bench-quality/night-unseen-2-720-small --files 480 --work $(OUT)/ablation
 
 # Exposures are simulated once and cached under $(OUT)/bench-speed (~280 MB each, 5 per density by default);
 # e.g. `make bench-speed BENCH_SPEED_ARGS="--per-density 2 --densities ordinary"` for a quicker look.

@@ -166,6 +166,8 @@ def main() -> None:
     parser.add_argument("--protocols", default="AB", choices=["AB", "A", "B"],
                         help="on the unseen site: A (shipped models), B (after skyqa adapt), or both")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ablations", type=int, metavar="N", default=0,
+                        help="issue 9 points 3-4 on the first N archive exposures (bench/ablations.py; 0: skip)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -182,6 +184,10 @@ def main() -> None:
         adapted = Night("unseen site, B: after skyqa adapt", "unseen", args.unseen_seed, args.unseen_n, args.size,
                         tuple(TARGETS_B.items()))
         scored.append((adapted, _bench_night(adapted, args.out, args.workers, repository)))
+        if args.ablations:
+            from ablations import run  # bench/ablations.py, beside this script
+
+            run(args.out / archive.dirname, args.out / "ablations", args.ablations, workers=args.workers)
 
     print("\n== Summary (positive = Good)")
     head = f"{'n':>4} {'accuracy':>9} {'precision':>9} {'recall':>7}"

@@ -28,7 +28,7 @@ from skyqa import shipped_models
 from skyqa.service.archive.store import Archive
 from skyqa.service.modelrepo import resolve_version
 from skyqa.service.pipeline.metadata import observing_night
-from skyqa.service.pipeline.histovector import CellScaler, desom2_features
+from skyqa.service.pipeline.desom2_input import Desom2Input
 from skyqa.service.search.filters import Page
 from skyqa.service.search.index import IndexConfig, VectorStore
 from skyqa.service.search.library import Search
@@ -48,12 +48,12 @@ def load_night(verdicts: Path, truth: Path) -> tuple[list[Verdict], np.ndarray, 
 
 def precision_at_k(vectors: np.ndarray, labels: np.ndarray) -> None:
     _, desom2_dir = resolve_version(shipped_models(), "desom2", "latest")
-    scaler = CellScaler.load(desom2_dir / "scaler.json")
+    scaler = Desom2Input.load(desom2_dir / "scaler.json")  # the shipped 625-input version: bins only
     representations = {
         "raw counts": vectors,
         "node fractions": fractions(vectors),
         "sqrt fractions (Hellinger, chosen)": embed(fractions(vectors)),
-        "DESOM-2 input (scaled, normalised)": scaler.transform(desom2_features(vectors)),
+        "DESOM-2 input (scaled, normalised)": scaler.transform(vectors),
     }
     ks = (1, 5, 10, K)
     print(f"precision@k on {len(labels)} labelled exposures (chance = {np.mean([np.mean(labels == l) ** 1 for l in labels]):.3f})")

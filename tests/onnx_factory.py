@@ -16,9 +16,12 @@ from skyqa.service.inference.base import DESOM1, DESOM2, Contract
 OPSET = 17
 
 
-def som_onnx(contract: Contract, *, latent: int, prototypes: int, seed: int) -> onnx.ModelProto:
+def som_onnx(contract: Contract, *, latent: int, prototypes: int, seed: int,
+             width: int = 625) -> onnx.ModelProto:
+    """`width` fills a wildcard (-1) in the contract's sample shape (DESOM-2: 625 bins [+ descriptor])."""
     rng = np.random.default_rng(seed)
-    features = int(np.prod(contract.input.shape))
+    shape = tuple(width if d == -1 else d for d in contract.input.shape)
+    features = int(np.prod(shape))
     encoder = (rng.standard_normal((features, latent)) / np.sqrt(features)).astype(np.float32)
     protos = rng.standard_normal((latent, prototypes)).astype(np.float32)  # transposed: (latent, K)
     inits = [
@@ -44,7 +47,7 @@ def som_onnx(contract: Contract, *, latent: int, prototypes: int, seed: int) -> 
     graph = helper.make_graph(
         nodes,
         contract.name,
-        [helper.make_tensor_value_info(contract.input.name, TensorProto.FLOAT, [-1, *contract.input.shape])],
+        [helper.make_tensor_value_info(contract.input.name, TensorProto.FLOAT, [-1, *shape])],
         [
             helper.make_tensor_value_info(contract.index.name, TensorProto.INT64, [-1]),
             helper.make_tensor_value_info(contract.distance.name, TensorProto.FLOAT, [-1]),

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skyqa.service.pipeline.classify import Classifier
 from skyqa.cli import main
 from skyqa.service.config import load_settings
+from skyqa.service.pipeline.descriptor import FEATURES
+from skyqa.service.pipeline.desom2_input import DescriptorScaler
 from skyqa.service.pipeline.exposure import ExposureError
+from skyqa.service.pipeline.preprocess import prepare_exposure
 from skyqa.service.labels import Label, LabelMap
 from tests.fits_factory import Stars, write_exposure
 from tests.model_repo_factory import write_repository
@@ -86,3 +90,28 @@ def test_desom2_refuses_a_desom1_it_was_not_trained_on(tmp_path: Path) -> None:
     settings.models.repository = repo
     with pytest.raises(ValueError, match="trained on desom1 v9"):
         Classifier(settings)
+
+
+def test_a_version_with_the_background_descriptor_maps_what_the_bins_cannot_see(tmp_path: Path) -> None:
+    """The same pixels with SATURATE / EXPTIME cards that make one a saturated 2 s exposure: identical
+    histo-vectors, so a 625-input version puts both in one cell; a version that takes the descriptor
+    (heavily weighted here) puts them in different cells."""
+    pixels = dict(n_ccds=2, shape=(256, 256), compress=False, seed=5, stars=Stars(n=30, flux=(5e4, 5e5)),
+                  expnum=77)  # one id: the same cutouts are sampled
+    ordinary = write_exposure(tmp_path / "ordinary.fits", primary_header={"EXPTIME": 300.0}, **pixels)
+    odd = write_exposure(tmp_path / "odd.fits", primary_header={"EXPTIME": 2.0}, header={"SATURATE": 2000.0},
+                         **pixels)
+    trained_on = prepare_exposure(ordinary, load_settings(workers=1)).descriptor  # the "archive" is the ordinary sky
+    descriptor = DescriptorScaler(FEATURES, trained_on.astype(np.float64), np.full(len(FEATURES), 0.05), weight=50.0)
+    verdicts = {}
+    for kind, extra in (("bins", None), ("descriptor", descriptor)):
+        settings = load_settings(workers=1)
+        settings.models.repository = write_repository(tmp_path / kind, labelled={k: Label.GOOD for k in range(16)},
+                                                      descriptor=extra)
+        classifier = Classifier(settings)
+        verdicts[kind] = [classifier.classify(path) for path in (ordinary, odd)]
+        classifier.close()
+    bins, described = verdicts["bins"], verdicts["descriptor"]
+    assert bins[0].histovector == bins[1].histovector == described[0].histovector == described[1].histovector
+    assert bins[0].cell_index == bins[1].cell_index
+    assert described[0].cell_index != described[1].cell_index

@@ -78,7 +78,7 @@ def test_deblend_overflow_is_retried():
 
 def test_background_structure_is_small_on_a_flat_sky_and_large_on_a_ramp():
     flat = detect(star_field(n=40, shape=(512, 512)), DetectionConfig())
-    assert flat.mesh.shape == (64,)  # 8 x 8 meshes of 64 px
+    assert flat.mesh.shape == (8, 8)  # 8 x 8 meshes of 64 px
     assert background_structure(flat.mesh, flat.rms) < 0.3  # the meshes' own noise: ~rms / 64, then filtered
     ramp = star_field(n=40, shape=(512, 512)) + np.linspace(0, 100, 512, dtype=np.float32)[None, :]  # 10 sigma
     found = detect(ramp, DetectionConfig())

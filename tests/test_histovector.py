@@ -63,3 +63,27 @@ def test_cell_scaler_round_trip(tmp_path):
 def test_cell_scaler_unfitted():
     with pytest.raises(RuntimeError):
         CellScaler().transform(np.zeros((1, 3)))
+
+
+def test_desom2_input_appends_the_weighted_descriptor_and_old_scalers_take_the_bins_alone(tmp_path) -> None:
+    from skyqa.service.pipeline.descriptor import FEATURES
+    from skyqa.service.pipeline.desom2_input import Desom2Input
+
+    rng = np.random.default_rng(0)
+    vectors = rng.poisson(5.0, (50, 625))
+    descriptors = rng.normal(3.0, 2.0, (50, len(FEATURES))).astype(np.float32)
+    descriptors[0, 1] = np.nan  # not measured: reads as the training mean
+    old = Desom2Input.fit(vectors)
+    old.save(tmp_path / "old.json")
+    assert Desom2Input.load(tmp_path / "old.json").transform(vectors, descriptors).shape == (50, 625)
+    new = Desom2Input.fit(vectors, descriptors, share=0.25)
+    new.save(tmp_path / "new.json")
+    loaded = Desom2Input.load(tmp_path / "new.json")
+    x = loaded.transform(vectors, descriptors)
+    assert loaded.width == x.shape[1] == 625 + len(FEATURES)
+    np.testing.assert_allclose(x, new.transform(vectors, descriptors), rtol=1e-6)
+    bins, described = x[:, :625], x[:, 625:]
+    assert described[0, 1] == 0.0
+    assert described.var(axis=0).sum() == pytest.approx(0.25 * bins.var(axis=0).sum(), rel=0.05)
+    with pytest.raises(ValueError, match="descriptor"):
+        loaded.transform(vectors)

@@ -15,6 +15,7 @@ import pytest
 from skyqa.cli import main
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import versions
+from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.training.curate import read_cells
 from skyqa.training.dataset import read_manifest
 
@@ -50,6 +51,7 @@ def test_end_to_end_retraining(work: Path, capsys, monkeypatch) -> None:
                  "--iterations", 4, "--batch-size", 4) == 0
     cells = (work / "d2" / "cells.csv").read_text().splitlines()
     assert len(cells) == 9  # header + one row per exposure
+    assert json.loads((work / "d2" / "meta.json").read_text())["inputs"] == 625 + len(FEATURES)  # + the descriptor
 
     assert skyqa("evaluate", "--desom1", work / "d1", "--desom2", work / "d2", "--data", data,
                  "--truth", archive / "truth.csv", "--cutouts", 300, "--out", work / "eval") == 0

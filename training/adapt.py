@@ -221,9 +221,9 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
         steps.run("desom1", k1, lambda: workflow.train_desom1(data, d1, s.desom1_iterations, s.desom1_batch,
                                                               s.desom1_max_cutouts, s.seed), d1)
         grid = map_shape(len(read_manifest(data)), s.exposures_per_cell)
-        k2 = _digest(k1, s.desom2_iterations, s.desom2_batch, grid)
+        k2 = _digest(k1, s.desom2_iterations, s.desom2_batch, grid, s.descriptor_share)
         steps.run("desom2", k2, lambda: workflow.train_desom2(data, d1, d2, s.desom2_iterations, s.desom2_batch,
-                                                              s.seed, grid), d2)
+                                                              s.seed, grid, s.descriptor_share), d2)
         cells = read_cells(d2 / "cells.csv")
         prototypes = np.load(d2 / "som_prototypes.npy")
         entries = {e.exposure_id: e for e in read_manifest(data)}

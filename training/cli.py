@@ -31,6 +31,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--max-cutouts", type=int, default=200_000,
                        help="desom1: most cutouts held in memory; a bigger dataset is streamed from its shards")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--descriptor-share", type=float, default=Schedule.descriptor_share,
+                       help="desom2: append the background descriptor, weighted to carry this share of the "
+                            "histo-vector's variance; 0 trains a 625-input version (default %(default)s)")
     train.set_defaults(run=_run_train)
 
     evaluate = commands.add_parser("evaluate", help="map quality (QE, TE, reconstruction, usage) and cell scores")
@@ -116,7 +119,8 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         if args.desom1 is None:
             raise SystemExit("skyqa train desom2: --desom1 DIR (the trained DESOM-1) is required")
-        workflow.train_desom2(args.data, args.desom1, args.out, args.iterations, args.batch_size, args.seed)
+        workflow.train_desom2(args.data, args.desom1, args.out, args.iterations, args.batch_size, args.seed,
+                              descriptor_share=args.descriptor_share)
     return 0
 
 

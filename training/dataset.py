@@ -8,6 +8,7 @@ stopped and never holds a half-written shard.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -18,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from skyqa.service.config import Settings
+from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.pipeline.exposure import ExposureError
 from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
 
@@ -37,6 +39,7 @@ class Entry:
     n_ccds: int
     dead_ccds: list[str]
     metrics: dict = field(default_factory=dict)  # skyqa.service.verdict.PhysicalMetrics, for the background check
+    descriptor: dict = field(default_factory=dict)  # skyqa.service.pipeline.descriptor: feature -> value (None: NaN)
 
 
 def read_manifest(root: Path) -> list[Entry]:
@@ -96,8 +99,19 @@ def _write_shard(
                 n_ccds=p.n_ccds,
                 dead_ccds=list(p.dead_ccds),
                 metrics=p.metrics.model_dump(),
+                descriptor={f: None if math.isnan(v) else float(v) for f, v in zip(FEATURES, p.descriptor.tolist())},
             )
             manifest.write(json.dumps(entry.__dict__) + "\n")
+
+
+def descriptors(entries: Sequence[Entry]) -> np.ndarray:
+    """(N, len(FEATURES)) background descriptors of the entries (NaN where not measured)."""
+    missing = [e.exposure_id for e in entries if not e.descriptor]
+    if missing:
+        raise ValueError(f"{len(missing)} dataset entries (e.g. {missing[0]}) have no background descriptor: "
+                         "the dataset was built before it existed; rebuild it with `skyqa dataset build`")
+    return np.array([[np.nan if e.descriptor.get(f) is None else e.descriptor[f] for f in FEATURES]
+                     for e in entries], np.float32).reshape(len(entries), len(FEATURES))
 
 
 def shard_cutouts(root: Path, shard: str) -> np.ndarray:

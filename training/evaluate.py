@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from skyqa.service.pipeline.histovector import CellScaler, desom2_features
+from skyqa.service.pipeline.desom2_input import Desom2Input
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.scoring import binary_score, confusion_matrix, read_truth_labels, score_report
 from skyqa.training import report as pictures
@@ -120,14 +120,18 @@ def scores(cells: Mapping[str, int], truth: Mapping[str, Label], labels: LabelMa
 def desom2_inputs(desom2: Path, data: Path | None, desom1: Path | None) -> tuple[list[str], np.ndarray]:
     """Scaled histo-vectors as DESOM-2 sees them: those saved at training, or recomputed for another dataset."""
     saved = np.load(desom2 / "histovectors.npz")
+    scaler = Desom2Input.load(desom2 / "scaler.json")
     ids, raw = [str(i) for i in saved["exposure_id"]], saved["histovector"]
     if data is not None and set(ids) != {e.exposure_id for e in read_manifest(data)}:
         if desom1 is None:
             raise ValueError(f"{data} is not DESOM-2's training set: --desom1 is needed to compute its histo-vectors")
-        from skyqa.training.workflow import histovectors
+        from skyqa.training.workflow import dataset_descriptors, histovectors
 
         ids, raw = histovectors(data, desom1 / "model.onnx")
-    return ids, CellScaler.load(desom2 / "scaler.json").transform(desom2_features(raw))
+        described = dataset_descriptors(data, ids) if scaler.descriptor else None
+    else:
+        described = saved["descriptor"] if "descriptor" in saved else None
+    return ids, scaler.transform(raw, described)
 
 
 def _load(directory: Path) -> DESOM:

@@ -17,9 +17,9 @@ from onnx import TensorProto, helper, numpy_helper
 from skyqa.training.desom import DESOM
 
 OPSET = 17
-CONTRACTS = {
+CONTRACTS = {  # None: the width is the model's own (DESOM-2: 625 bins [+ the background descriptor])
     "desom1": ("cutouts", [32, 32, 1], "bmu"),
-    "desom2": ("histovector", [625], "cell"),
+    "desom2": ("histovector", None, "cell"),
 }
 _ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
@@ -97,6 +97,7 @@ def build_onnx(model: DESOM, kind: str) -> onnx.ModelProto:
     if kind not in CONTRACTS:
         raise ValueError(f"kind must be one of {sorted(CONTRACTS)}, got {kind!r}")
     input_name, sample_shape, bmu_name = CONTRACTS[kind]
+    sample_shape = sample_shape or list(model.encoder.inputs[0].shape[1:])
     if list(model.encoder.inputs[0].shape[1:]) != sample_shape:
         raise ValueError(f"{kind} takes {sample_shape}, encoder takes {model.encoder.inputs[0].shape[1:]}")
     g = _Graph()

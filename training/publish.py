@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from skyqa.service.calibration import CALIBRATION, Calibration, Derived
+from skyqa.service.pipeline.desom2_input import Desom2Input
 from skyqa.service.pipeline.histovector import CellScaler
 from skyqa.service.labels import LabelMap
 from skyqa.service.modelcard import render_card
@@ -37,7 +38,7 @@ def publish(
     desom1_onnx: Path,
     prototypes: np.ndarray,
     desom2_onnx: Path,
-    scaler: CellScaler,
+    scaler: Desom2Input | CellScaler,
     labels: LabelMap,
     card: dict,
     calibration: Calibration | None = None,

@@ -15,6 +15,7 @@ class Schedule:
     desom1_max_cutouts: int = 100_000
     desom2_iterations: int = 3000
     desom2_batch: int = 32
+    descriptor_share: float = 0.25  # skyqa.service.pipeline.desom2_input; 0: a 625-input map
     exposures_per_cell: int = 20
     holdout: float = 0.25
     min_confidence: float = 0.6

@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from skyqa.service.calibration import CALIBRATION, Calibration
 from skyqa.service.config import Settings
-from skyqa.service.pipeline.histovector import CellScaler, desom2_features, histo_vector
+from skyqa.service.pipeline.desom2_input import Desom2Input
+from skyqa.service.pipeline.histovector import histo_vector
 from skyqa.service.pipeline.ids import safe_join
 from skyqa.service.inference.base import DESOM1, DESOM2, Contract
 from skyqa.service.inference.local import LocalSomModel
@@ -25,7 +26,8 @@ from skyqa.service.labels import LabelMap
 from skyqa.service.modelrepo import resolve_version
 from skyqa.training.architectures import build_desom1, build_desom2
 from skyqa.training.curate import write_cells
-from skyqa.training.dataset import count_cutouts, iter_exposures, read_manifest, sample_cutouts, stream_batches
+from skyqa.training.dataset import (count_cutouts, descriptors, iter_exposures, read_manifest, sample_cutouts,
+                                    stream_batches)
 from skyqa.training.desom import DESOM
 from skyqa.training.export import export_onnx
 from skyqa.training.publish import publish
@@ -97,18 +99,30 @@ def histovectors(data: Path, desom1_onnx: Path) -> tuple[list[str], np.ndarray]:
     return ids, np.stack(vectors)
 
 
+def dataset_descriptors(data: Path, ids: list[str]) -> np.ndarray:
+    """The background descriptors of `ids` (in that order) from the dataset's manifest."""
+    entries = {e.exposure_id: e for e in read_manifest(data)}
+    return descriptors([entries[i] for i in ids])
+
+
 def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, batch_size: int | None,
-                 seed: int, map_size: tuple[int, int] = (20, 20)) -> dict:
-    """DESOM-2 on the dataset's histo-vectors through the exported DESOM-1. A map smaller than the paper's
-    20 x 20 (sized to a small archive) starts its neighbourhood at half the map's side, not at T 10."""
+                 seed: int, map_size: tuple[int, int] = (20, 20), descriptor_share: float = 0.0,
+                 vectors: tuple[list[str], np.ndarray] | None = None) -> dict:
+    """DESOM-2 on the dataset's histo-vectors through the exported DESOM-1; with descriptor_share > 0 the background
+    descriptor is appended (skyqa.service.pipeline.desom2_input), weighted to carry that share of the bins'
+    variance. A map smaller than the paper's 20 x 20 (sized to a small archive) starts its neighbourhood at half
+    the map's side, not at T 10. `vectors`: the dataset's (ids, raw histo-vectors) through this DESOM-1 when the
+    caller already has them (arms of an ablation that share DESOM-1)."""
     out.mkdir(parents=True, exist_ok=True)
-    ids, raw = histovectors(data, desom1 / "model.onnx")
-    np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw)
-    features = desom2_features(raw)
-    scaler = CellScaler().fit(features)
-    x = scaler.transform(features)
+    ids, raw = vectors or histovectors(data, desom1 / "model.onnx")
+    described = dataset_descriptors(data, ids) if descriptor_share > 0 else None
+    np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw,
+             **({"descriptor": described} if described is not None else {}))
+    scaler = Desom2Input.fit(raw, described, descriptor_share)
+    x = scaler.transform(raw, described)
     t_max = min(10.0, max(map_size) / 2)
-    model, resumed = _model(out, partial(build_desom2, map_size=map_size, t_max=t_max), iterations, seed)
+    model, resumed = _model(out, partial(build_desom2, map_size=map_size, t_max=t_max, input_dim=scaler.width),
+                            iterations, seed)
     if not resumed:
         model.init_prototypes(x, seed=seed)
     meta = _fit(model, x, out, batch_size or 64, seed)
@@ -117,7 +131,9 @@ def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, ba
     cells, _ = _local(out / "model.onnx", DESOM2).predict(x)
     write_cells(out / "cells.csv", dict(zip(ids, (int(c) for c in cells))))
     np.save(out / "som_prototypes.npy", keras.ops.convert_to_numpy(model.som.prototypes))  # latent, for curation
-    meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist()))), "map_size": list(map_size)}
+    meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist()))), "map_size": list(map_size),
+             "inputs": scaler.width, "descriptor_share": descriptor_share,
+             "descriptor_weight": round(scaler.descriptor.weight, 5) if scaler.descriptor else None}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -130,7 +146,9 @@ def export(desom1: Path, desom2: Path, labels: Path, repository: Path, sections:
     label_map = LabelMap.load(labels)
     card = {
         "data": {"desom1 cutouts": meta1["cutouts"], "desom1 exposures": meta1["exposures"],
-                 "desom2 exposures": meta2["exposures"], "labelled cells": len(label_map.cells)},
+                 "desom2 exposures": meta2["exposures"], "labelled cells": len(label_map.cells),
+                 "desom2 inputs": meta2.get("inputs", 625),
+                 "background descriptor weight": meta2.get("descriptor_weight")},
         "training": {"desom1": {k: meta1[k] for k in ("iterations", "batch_size", "seconds", "backend")},
                      "desom2": {k: meta2[k] for k in ("iterations", "batch_size", "seconds", "backend")}},
         "metrics": {"desom1 final": meta1["final"], "desom2 final": meta2["final"],
@@ -139,7 +157,7 @@ def export(desom1: Path, desom2: Path, labels: Path, repository: Path, sections:
     }
     calibration = labels.with_name(CALIBRATION)  # written by `skyqa curate --data` beside the labels
     return publish(repository, desom1 / "model.onnx", np.load(desom1 / "prototypes.npy"), desom2 / "model.onnx",
-                   CellScaler.load(desom2 / "scaler.json"), label_map, card,
+                   Desom2Input.load(desom2 / "scaler.json"), label_map, card,
                    Calibration.load(calibration) if calibration.exists() else None)
 
 

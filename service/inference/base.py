@@ -6,7 +6,7 @@ Triton config generator (skyqa.service.inference.triton_repository) all read the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 class TensorSpec:
     name: str
     dtype: str  # numpy dtype name
-    shape: tuple[int, ...]  # per sample: the batch dimension is excluded
+    shape: tuple[int, ...]  # per sample: the batch dimension is excluded; -1: any size (fixed per version)
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,11 @@ DESOM1 = Contract(
     TensorSpec("bmu", "int64", ()),
     TensorSpec("distance", "float32", ()),
 )
+# DESOM-2's width is per version: 625 bins, plus the background descriptor for versions trained with it
+# (skyqa.service.pipeline.desom2_input); backends take the concrete width from the version's model.onnx.
 DESOM2 = Contract(
     "desom2",
-    TensorSpec("histovector", "float32", (625,)),
+    TensorSpec("histovector", "float32", (-1,)),
     TensorSpec("cell", "int64", ()),
     TensorSpec("distance", "float32", ()),
 )
@@ -59,9 +61,18 @@ class SomModel(Protocol):
     def close(self) -> None: ...
 
 
+def with_input_shape(contract: Contract, shape: tuple[int, ...]) -> Contract:
+    """The contract with a model file's concrete sample shape where it has wildcards (-1)."""
+    want = contract.input.shape
+    if len(shape) != len(want) or any(w not in (-1, s) for w, s in zip(want, shape, strict=True)):
+        raise ValueError(f"{contract.name}: model input {shape} does not fit the contract {want}")
+    return replace(contract, input=replace(contract.input, shape=tuple(shape)))
+
+
 def check_input(contract: Contract, x: np.ndarray) -> np.ndarray:
     """Validates the sample shape and returns a C-contiguous array of the contract's dtype."""
-    if x.ndim != len(contract.input.shape) + 1 or tuple(x.shape[1:]) != contract.input.shape:
+    if x.ndim != len(contract.input.shape) + 1 or any(
+            w not in (-1, s) for w, s in zip(contract.input.shape, x.shape[1:], strict=True)):
         raise ValueError(f"{contract.name}: expected (N, {', '.join(map(str, contract.input.shape))}), got {x.shape}")
     return np.ascontiguousarray(x, dtype=contract.input.dtype)
 

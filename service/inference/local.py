@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from skyqa.service.inference.base import Contract, check_input, empty_result
+from skyqa.service.inference.base import Contract, check_input, empty_result, with_input_shape
 
 
 class LocalSomModel:
@@ -24,6 +24,8 @@ class LocalSomModel:
         want = ({contract.input.name}, {o.name for o in contract.outputs})
         if have != want:
             raise ValueError(f"{path}: I/O names {have} do not follow the {contract.name} contract {want}")
+        shape = self._session.get_inputs()[0].shape[1:]  # the version's own width where the contract has -1
+        self.contract = with_input_shape(contract, tuple(d if isinstance(d, int) else -1 for d in shape))
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = check_input(self.contract, x)

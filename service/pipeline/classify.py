@@ -13,8 +13,9 @@ import structlog
 from skyqa.service.calibration import version_calibration
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
 from skyqa.service.config import Settings
-from skyqa.service.pipeline.histovector import CellScaler, desom2_features, histo_vector
-from skyqa.service.inference.base import DESOM2, SomModel
+from skyqa.service.pipeline.desom2_input import HISTO_BINS, Desom2Input
+from skyqa.service.pipeline.histovector import histo_vector
+from skyqa.service.inference.base import SomModel
 from skyqa.service.inference.factory import open_models
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
@@ -24,20 +25,20 @@ from skyqa.service.previews.image import render
 from skyqa.service.previews.store import PreviewStore
 from skyqa.service.verdict import ModelVersions, Verdict
 
-DESOM1_NODES = DESOM2.input.shape[0]  # the histo-vector has one bin per DESOM-1 node
+DESOM1_NODES = HISTO_BINS  # the histo-vector has one bin per DESOM-1 node
 log = structlog.get_logger("skyqa.classify")
 
 
 @dataclass(frozen=True)
 class Curation:
-    """What ships beside a DESOM-2 version: the histo-vector scaler and the curated label map."""
+    """What ships beside a DESOM-2 version: its input (scaler, descriptor or not) and the curated label map."""
 
-    scaler: CellScaler
+    input: Desom2Input
     labels: LabelMap
 
     @classmethod
     def load(cls, version_dir: Path) -> Curation:
-        return cls(CellScaler.load(version_dir / "scaler.json"), LabelMap.load(version_dir / "labels.json"))
+        return cls(Desom2Input.load(version_dir / "scaler.json"), LabelMap.load(version_dir / "labels.json"))
 
 
 class Classifier:
@@ -79,7 +80,7 @@ class Classifier:
 
         t = time.perf_counter()
         vector = histo_vector(bmus, prepared.weight, n_nodes=DESOM1_NODES)
-        features = self.curation.scaler.transform(desom2_features(vector[None, :]))
+        features = self.curation.input.transform(vector[None, :], prepared.descriptor[None, :])
         timings["histovector"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -50,7 +50,7 @@ class Detections:
     objects: np.ndarray
     level: float
     rms: float
-    mesh: np.ndarray  # background at the mesh centres (1-D)
+    mesh: np.ndarray  # background at the mesh centres (rows x columns of meshes)
     status: str = "ok"
 
     def __len__(self) -> int:
@@ -96,7 +96,7 @@ def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True) -> Detecti
     centres = (slice(cfg.back_size // 2, None, cfg.back_size),) * 2
     before = sub[centres].copy()
     bkg.subfrom(sub)
-    mesh = (before - sub[centres]).ravel()
+    mesh = before - sub[centres]
     if not (rms > 0.0 and math.isfinite(rms)):  # flat data: nothing stands above a zero noise
         return Detections(_empty_objects(), level, rms, mesh)
     kernel = gaussian_kernel(cfg.filter_fwhm_px, cfg.filter_size)

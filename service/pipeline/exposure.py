@@ -63,12 +63,20 @@ class CCDInfo:
     pixel_scale: float | None = None  # arcsec/pixel from this HDU's header, None when it has none
     origin: tuple[int, int] = (0, 0)  # (row, col) of the data section's first pixel in the HDU array
     detsec: tuple[int, int, int, int] | None = None  # DETSEC (x1, x2, y1, y2), 1-based, in the mosaic; for previews
+    gain: float | None = None  # e-/ADU (GAIN), None when the header has none
+    read_noise: float | None = None  # e- (RDNOISE), None when the header has none
 
 
 def _number(header: fits.Header, key: str, default: float | None = None) -> float | None:
     """A numeric card as float; `default` when missing, and also when not a finite number (PIXSCAL = 'x')."""
     value = header.get(key, default)
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else default
+
+
+def _positive(header: fits.Header, key: str) -> float | None:
+    """A numeric card that must be > 0 (GAIN, RDNOISE); None when missing or broken."""
+    value = _number(header, key)
+    return value if value is not None and value > 0 else None
 
 
 def header_pixel_scale(header: fits.Header) -> float | None:
@@ -148,6 +156,8 @@ def _ccd_info(index: int, hdu: object) -> CCDInfo | None:
         saturate=saturate if saturate > 0 else DEFAULT_SATURATE,
         pixel_scale=header_pixel_scale(header),
         detsec=mosaic_section(header),
+        gain=_positive(header, "GAIN"),
+        read_noise=_positive(header, "RDNOISE"),
     )
 
 

@@ -40,15 +40,6 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return np.where(sigma2 > 0, (v - mu2) / safe, 0.0).astype(np.float32)
 
 
-def desom2_features(vectors: np.ndarray) -> np.ndarray:
-    """What DESOM-2 sees of exposures before the version's CellScaler: (N, 625) raw histo-vectors -> features.
-
-    The one place the DESOM-2 input is built, for training, evaluation and serving alike, so that a
-    descriptor added here reaches all three.
-    """
-    return normalise(np.asarray(vectors, dtype=np.float32))
-
-
 class CellScaler:
     """Per-cell min-max scaling to [0, 1] fitted on the (normalised) training histo-vectors.
 

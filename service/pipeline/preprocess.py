@@ -2,7 +2,8 @@
 
 Per CCD, in `settings.workers` processes (each opens the file once per chunk of consecutive CCDs
 and reads one HDU at a time, so memory stays about one CCD per worker): read, NaN -> median, skip
-dead, detect, border cut, sample 100, cut 32 x 32, normalise. The sampling RNG is seeded from
+dead, detect (and measure the sky for the background descriptor, skyqa.service.pipeline.descriptor), border
+cut, sample 100, cut 32 x 32, normalise. The sampling RNG is seeded from
 (seed, exposure id, EXTNAME) through SHA-256, so any re-processing, with any worker count,
 yields identical cutouts.
 
@@ -32,6 +33,8 @@ from astropy.io import fits
 
 from skyqa.service.config import CutoutConfig, DetectionConfig, Settings
 from skyqa.service.pipeline.cutouts import extract_cutouts, normalise_cutouts, select_sources
+from skyqa.service.pipeline.descriptor import (FEATURES, CCDBackground, column_step, describe, read_noise_adu,
+                                               saturated_pixel_fraction, white_noise)
 from skyqa.service.pipeline.detection import background_structure, detect
 from skyqa.service.pipeline.exposure import (
     CCDInfo,
@@ -69,6 +72,7 @@ class PreparedExposure:
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per worker stage, summed over CCDs
     notes: list[str] = field(default_factory=list)  # degraded processing, e.g. a CCD whose detection overflowed
     primary_header: fits.Header = field(default_factory=fits.Header, repr=False)  # read once, for the metadata
+    descriptor: np.ndarray = field(default_factory=lambda: np.full(len(FEATURES), np.nan, np.float32))  # FEATURES
     mosaic: Mosaic | None = None  # binned CCDs for the focal-plane preview, when asked for
 
 
@@ -79,7 +83,7 @@ class _CCDResult:
     cutouts: np.ndarray
     detections: float  # sources counted in the searched rows / searched fraction
     measures: list[SourceMeasures]
-    structure: float  # skyqa.service.pipeline.detection.background_structure over all searched bands
+    background: CCDBackground | None  # None for a dead CCD
     thumbnail: np.ndarray | None  # the CCD binned for the preview (None: no preview asked for)
     timings: dict[str, float]
     cpu_s: dict[str, float]
@@ -150,12 +154,15 @@ def _process_ccd(
     if all(is_dead(b) for b in bands):
         empty = np.zeros((0, cut_cfg.size, cut_cfg.size, 1), np.float32)
         nothing = {"detect": 0.0, "cutouts": 0.0}
-        return _CCDResult(info.extname, True, empty, 0.0, [], 0.0, thumbnail, {**clock.wall, **nothing},
+        return _CCDResult(info.extname, True, empty, 0.0, [], None, thumbnail, {**clock.wall, **nothing},
                           {**clock.cpu, **nothing}, [])
 
     measures, candidates, mesh = [], [], []  # candidates: (band index, x, y in band, y in CCD) of counted sources
+    saturated, white = [], []
     for i, (band, core, read) in enumerate(zip(bands, cores, reads, strict=True)):
-        det = detect(fill_nans(band), det_cfg, copy=False)  # band is background-subtracted in place
+        saturated.append(saturated_pixel_fraction(fill_nans(band), info.saturate))
+        det = detect(band, det_cfg, copy=False)  # band is background-subtracted in place
+        white.append(white_noise(band))
         if det.status != "ok":
             notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
         y_ccd = det.objects["y"] + read.start
@@ -164,7 +171,15 @@ def _process_ccd(
         mesh.append(det.mesh)
         candidates.append((np.full(len(objects), i), objects["x"], objects["y"], objects["y"] + read.start))
     band_of, x, y_band, y_ccd = (np.concatenate(c) for c in zip(*candidates, strict=True))
-    structure = background_structure(np.concatenate(mesh), float(np.median([m.rms for m in measures])))
+    rms = float(np.median([m.rms for m in measures]))
+    mesh = np.concatenate(mesh)
+    structure = background_structure(mesh, rms)
+    searched_rows = sum(c.stop - c.start for c in cores)
+    background = CCDBackground(
+        level=float(np.median([m.level for m in measures])), rms=rms, structure=structure,
+        step=column_step(mesh, rms), white_noise=float(np.median(white)),
+        read_noise_adu=read_noise_adu(info.gain, info.read_noise), saturated_pixels=float(np.mean(saturated)),
+        pixels=searched_rows * info.shape[1], detections=len(x))
     clock.lap("detect")
 
     rng = np.random.default_rng(ccd_seed(seed, exposure, info.extname))
@@ -176,9 +191,8 @@ def _process_ccd(
     cutouts = normalise_cutouts(raw, cut_cfg.clip_percentiles)
     clock.lap("cutouts")
 
-    searched = sum(c.stop - c.start for c in cores) / n_rows
-    return _CCDResult(info.extname, False, cutouts, len(x) / searched, measures, structure, thumbnail, clock.wall,
-                      clock.cpu, notes)
+    return _CCDResult(info.extname, False, cutouts, len(x) * n_rows / searched_rows, measures, background,
+                      thumbnail, clock.wall, clock.cpu, notes)
 
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
@@ -265,6 +279,8 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: 
         raise ExposureError("no_usable_ccd", f"{path}: none of {len(all_ccds)} CCDs is usable "
                                              f"({len(results) - len(live)} dead, {len(skipped)} too small)")
     detections = sum(r.detections for r in live)
+    metrics = summarise([m for r in live for m in r.measures], exposure_pixel_scale(primary, ccds),
+                        detections / len(live), [r.background.structure for r in live], header_exptime(primary))
     prepared = PreparedExposure(
         exposure_id=exposure,
         cutouts=np.concatenate([r.cutouts for r in live]),
@@ -272,14 +288,12 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: 
         n_ccds=len(all_ccds),
         dead_ccds=[r.extname for r in results if r.dead],
         skipped_ccds=skipped,
-        metrics=summarise(
-            [m for r in live for m in r.measures], exposure_pixel_scale(primary, ccds), detections / len(live),
-            [r.structure for r in live], header_exptime(primary),
-        ),
+        metrics=metrics,
         timings={stage: sum(r.timings[stage] for r in results) for stage in STAGES},
         cpu_s={stage: sum(r.cpu_s[stage] for r in results) for stage in STAGES},
         notes=[note for r in results for note in r.notes],
         primary_header=primary,
+        descriptor=describe([r.background for r in live], metrics.saturated_fraction, metrics.exptime_s),
         mosaic=None if preview_bin is None else _mosaic(preview_bin, all_ccds, ccds, results),
     )
     prepared.timings["prepare_wall"] = time.perf_counter() - start
