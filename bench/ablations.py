@@ -32,7 +32,6 @@ from skyqa import shipped_models
 from skyqa.service.config import load_settings
 from skyqa.service.labels import Label
 from skyqa.service.modelrepo import resolve_version
-from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.pipeline.histovector import histo_vector
 from skyqa.service.scoring import binary_score, read_truth_labels
 from skyqa.service.search.representation import embed, fractions

@@ -138,7 +138,7 @@ def compare_indexes(vectors: np.ndarray, n: int, queries: int, seed: int) -> Non
     truth, _ = exact.nearest_exact(qs, K)
     nlist = max(64, int(4 * np.sqrt(n)))
     candidates = {
-        f"faiss HNSW32 (float32)": lambda: faiss.IndexHNSWFlat(data.shape[1], 32),
+        "faiss HNSW32 (float32)": lambda: faiss.IndexHNSWFlat(data.shape[1], 32),
         f"faiss IVF{nlist},Flat": lambda: faiss.IndexIVFFlat(faiss.IndexFlatL2(data.shape[1]), data.shape[1], nlist),
         f"faiss IVF{nlist},SQ8 (chosen)": lambda: faiss.IndexIVFScalarQuantizer(
             faiss.IndexFlatL2(data.shape[1]), data.shape[1], nlist, faiss.ScalarQuantizer.QT_8bit),

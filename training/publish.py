@@ -55,8 +55,8 @@ def publish(
     return v1, v2
 
 
-def _write_desom2(d2: Path, v1: str, v2: str, desom2_onnx: Path, scaler: CellScaler, labels: LabelMap, card: dict,
-                  calibration: Calibration | None) -> None:
+def _write_desom2(d2: Path, v1: str, v2: str, desom2_onnx: Path, scaler: Desom2Input | CellScaler,
+                  labels: LabelMap, card: dict, calibration: Calibration | None) -> None:
     shutil.copyfile(desom2_onnx, d2 / "model.onnx")
     scaler.save(d2 / "scaler.json")
     labels.save(d2 / "labels.json")

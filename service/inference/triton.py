@@ -7,7 +7,6 @@ in bounded time rather than hang behind a dead server.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
