@@ -9,9 +9,9 @@ yields identical cutouts.
 Worker processes come from a forkserver, so a script calling `prepare_exposure` with workers > 1
 needs the usual `if __name__ == "__main__":` guard.
 
-Searched rows (`detection.area_fraction`, `detection.max_searched_rows`; all rows is the reference):
-on CCDs taller than that, only evenly spaced row bands of ~`band_rows` rows covering it are read
-(FITS sections: only their compressed tiles are decoded) and searched. Each band is read with size + margin rows of context
+Searched rows (`skyqa.service.pipeline.bands`; every row is the reference): row bands of ~`band_rows`
+rows are read (FITS sections: only their compressed tiles are decoded) and searched one after another
+until enough sources for the cutouts are found. Each band is read with size + margin rows of context
 on both sides so sources near its edges are detected whole and cut out, but only sources centred
 in the band proper are counted, which keeps W unbiased after scaling by the inverse searched fraction.
 """
@@ -31,7 +31,8 @@ import numpy as np
 from astropy.io import fits
 
 from skyqa.service.config import CutoutConfig, DetectionConfig, Settings
-from skyqa.service.pipeline.cutouts import extract_cutouts, normalise_cutouts, select_sources
+from skyqa.service.pipeline.bands import BandSearch
+from skyqa.service.pipeline.cutouts import away_from_border, extract_cutouts, normalise_cutouts, select_sources
 from skyqa.service.pipeline.detection import background_structure, detect
 from skyqa.service.pipeline.exposure import (
     CCDInfo,
@@ -63,6 +64,7 @@ class PreparedExposure:
     dead_ccds: list[str]
     metrics: PhysicalMetrics
     skipped_ccds: dict[str, str] = field(default_factory=dict)  # EXTNAME -> why it was not searched
+    searched_fraction: float = 1.0  # share of the live CCDs' rows searched for sources (mean over CCDs)
     timings: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per worker stage, summed over CCDs
     notes: list[str] = field(default_factory=list)  # degraded processing, e.g. a CCD whose detection overflowed
@@ -77,40 +79,34 @@ class _CCDResult:
     detections: float  # sources counted in the searched rows / searched fraction
     measures: list[SourceMeasures]
     structure: float  # skyqa.service.pipeline.detection.background_structure over all searched bands
+    searched: float  # share of the CCD's rows searched
     timings: dict[str, float]
     cpu_s: dict[str, float]
     notes: list[str]
 
 
 class _StageClock:
-    """Elapsed and CPU seconds of consecutive stages: CPU is what other users of the cores cannot inflate."""
+    """Elapsed and CPU seconds of stages, summed over their laps (reading and detecting alternate band by
+    band): CPU is what other users of the cores cannot inflate."""
 
     def __init__(self) -> None:
-        self.wall: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
+        self.wall = dict.fromkeys(STAGES, 0.0)
+        self.cpu = dict.fromkeys(STAGES, 0.0)
         self._last = (time.perf_counter(), time.process_time())
 
     def lap(self, stage: str) -> None:
         now = (time.perf_counter(), time.process_time())
-        self.wall[stage], self.cpu[stage] = now[0] - self._last[0], now[1] - self._last[1]
+        self.wall[stage] += now[0] - self._last[0]
+        self.cpu[stage] += now[1] - self._last[1]
         self._last = now
+
+    def totals(self, kind: str) -> dict[str, float]:
+        return dict(self.wall if kind == "wall" else self.cpu)
 
 
 def ccd_seed(seed: int, exposure: str, extname: str) -> int:
     """Stable 64-bit seed (Python's hash() is salted per process)."""
     return int.from_bytes(hashlib.sha256(f"{seed}\0{exposure}\0{extname}".encode()).digest()[:8], "little")
-
-
-def row_bands(n_rows: int, area_fraction: float, band_rows: int, max_rows: int | None = None) -> list[slice]:
-    """Evenly spaced, non-overlapping row bands of ~band_rows rows covering `area_fraction` of the rows,
-    and at most `max_rows` rows."""
-    searched = min(n_rows, max(1, round(area_fraction * n_rows)), max_rows or n_rows)
-    if searched >= n_rows:
-        return [slice(0, n_rows)]
-    n_bands = max(1, round(searched / band_rows))
-    rows = searched // n_bands
-    starts = np.linspace(0, n_rows - rows, n_bands).round().astype(int)
-    return [slice(int(s), int(s) + rows) for s in starts]
 
 
 def _process_ccds(
@@ -128,33 +124,39 @@ def _process_ccds(
 def _process_ccd(
     opened: OpenExposure, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig
 ) -> _CCDResult:
-    """Everything one CCD contributes."""
+    """Everything one CCD contributes: row bands read and searched until enough sources (`bands.BandSearch`)."""
     clock, notes = _StageClock(), []
-    n_rows = info.shape[0]
-    cores = row_bands(n_rows, det_cfg.area_fraction, det_cfg.band_rows, det_cfg.max_searched_rows)
-    pad = cut_cfg.size + cut_cfg.border_margin
-    reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
-    bands = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
-    clock.lap("read")
-    if all(is_dead(b) for b in bands):
+    n_rows, pad = info.shape[0], cut_cfg.size + cut_cfg.border_margin
+    search = BandSearch(n_rows, det_cfg, ccd_seed(seed, exposure, info.extname))
+    bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
+    while cores := search.next_cores():
+        reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
+        batch = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
+        clock.lap("read")
+        found = 0
+        for band, core, read in zip(batch, cores, reads, strict=True):
+            bands.append(band)
+            if is_dead(band):
+                continue
+            det = detect(fill_nans(band), det_cfg, copy=False)  # band is background-subtracted in place
+            if det.status != "ok":
+                notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
+            y_ccd = det.objects["y"] + read.start
+            objects = det.objects[(y_ccd >= core.start - 0.5) & (y_ccd < core.stop - 0.5)]
+            measures.append(measure_sources(band, objects, det.level, det.rms, info.saturate))
+            mesh.append(det.mesh)
+            candidates.append((np.full(len(objects), len(bands) - 1), objects["x"], objects["y"],
+                               objects["y"] + read.start))
+            found += int(away_from_border(objects["x"], candidates[-1][3], info.shape, cut_cfg.size,
+                                          cut_cfg.border_margin).sum())
+        search.record(found)
+        clock.lap("detect")
+    if not measures:  # every band searched was dead
         empty = np.zeros((0, cut_cfg.size, cut_cfg.size, 1), np.float32)
-        nothing = {"detect": 0.0, "cutouts": 0.0}
-        return _CCDResult(info.extname, True, empty, 0.0, [], 0.0, {**clock.wall, **nothing},
-                          {**clock.cpu, **nothing}, [])
-
-    measures, candidates, mesh = [], [], []  # candidates: (band index, x, y in band, y in CCD) of counted sources
-    for i, (band, core, read) in enumerate(zip(bands, cores, reads, strict=True)):
-        det = detect(fill_nans(band), det_cfg, copy=False)  # band is background-subtracted in place
-        if det.status != "ok":
-            notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
-        y_ccd = det.objects["y"] + read.start
-        objects = det.objects[(y_ccd >= core.start - 0.5) & (y_ccd < core.stop - 0.5)]
-        measures.append(measure_sources(band, objects, det.level, det.rms, info.saturate))
-        mesh.append(det.mesh)
-        candidates.append((np.full(len(objects), i), objects["x"], objects["y"], objects["y"] + read.start))
+        return _CCDResult(info.extname, True, empty, 0.0, [], 0.0, search.fraction, clock.totals("wall"),
+                          clock.totals("cpu"), [])
     band_of, x, y_band, y_ccd = (np.concatenate(c) for c in zip(*candidates, strict=True))
     structure = background_structure(np.concatenate(mesh), float(np.median([m.rms for m in measures])))
-    clock.lap("detect")
 
     rng = np.random.default_rng(ccd_seed(seed, exposure, info.extname))
     chosen = select_sources(x, y_ccd, info.shape, cut_cfg.size, cut_cfg.border_margin, cut_cfg.per_ccd, rng)
@@ -164,10 +166,8 @@ def _process_ccd(
         raw[here] = extract_cutouts(band, x[chosen[here]], y_band[chosen[here]], cut_cfg.size)
     cutouts = normalise_cutouts(raw, cut_cfg.clip_percentiles)
     clock.lap("cutouts")
-
-    searched = sum(c.stop - c.start for c in cores) / n_rows
-    return _CCDResult(info.extname, False, cutouts, len(x) / searched, measures, structure, clock.wall, clock.cpu,
-                      notes)
+    return _CCDResult(info.extname, False, cutouts, len(x) / search.fraction, measures, structure, search.fraction,
+                      clock.totals("wall"), clock.totals("cpu"), notes)
 
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
@@ -251,6 +251,7 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings) -> PreparedExp
         n_ccds=len(all_ccds),
         dead_ccds=[r.extname for r in results if r.dead],
         skipped_ccds=skipped,
+        searched_fraction=float(np.mean([r.searched for r in live])),
         metrics=summarise(
             [m for r in live for m in r.measures], exposure_pixel_scale(primary, ccds), detections / len(live),
             [r.structure for r in live], header_exptime(primary),
