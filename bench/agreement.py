@@ -119,7 +119,8 @@ def main() -> None:
         night = night_dir(args.out, name, args.workers)
         results = {}
         for setting in [REFERENCE, *args.settings]:
-            kept = args.out / f"{name}.{setting}.{args.band_rows}.json"
+            rows = "" if setting == REFERENCE else f".{args.band_rows}rows"  # band_rows: no matter to every row
+            kept = args.out / f"{name}.{setting}{rows}.json"
             if args.reuse and kept.is_file():
                 results[setting] = json.loads(kept.read_text())
                 continue
