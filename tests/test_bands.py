@@ -7,7 +7,7 @@ import pytest
 from fits_factory import Stars, write_exposure
 
 from skyqa.service.config import DetectionConfig, Settings
-from skyqa.service.pipeline.bands import BandSearch, band_slices, merge_adjacent, spread_order
+from skyqa.service.pipeline.bands import MIN_BANDS_TO_SPLIT, BandSearch, band_slices, merge_adjacent, spread_order
 from skyqa.service.pipeline.preprocess import prepare_exposure
 
 
@@ -69,6 +69,12 @@ def test_reference_and_row_cap():
     assert BandSearch(4612, DetectionConfig(enough_sources=None), seed=0).next_cores() == [slice(0, 4612)]
     capped = BandSearch(4612, DetectionConfig(band_rows=256, enough_sources=None, max_searched_rows=1024), seed=0)
     assert 1024 - 257 < sum(c.stop - c.start for c in capped.next_cores()) <= 1024 and capped.next_cores() == []
+
+
+def test_short_ccd_is_searched_whole():
+    cfg = DetectionConfig(band_rows=256, enough_sources=10)
+    assert BandSearch(256 * MIN_BANDS_TO_SPLIT - 1, cfg, seed=0).next_cores() == [slice(0, 256 * MIN_BANDS_TO_SPLIT - 1)]
+    assert len(BandSearch(256 * MIN_BANDS_TO_SPLIT, cfg, seed=0).next_cores()) == 1
 
 
 def _settings(**detection) -> Settings:
