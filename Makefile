@@ -8,7 +8,7 @@ OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env system-deps demo test models bench bench-quality bench-ablations bench-speed bench-stream bench-train bench-search bench-web bench-soak screenshots demo-stack image clean
+.PHONY: env system-deps demo test models bench bench-quality bench-ablations bench-speed bench-agreement bench-stream bench-train bench-search bench-web bench-soak screenshots demo-stack image clean
 
 env: $(VENV)/.installed
 
@@ -32,7 +32,7 @@ test: env system-deps
 models: env
 	bash scripts/make_models.sh
 
-bench: bench-quality bench-speed bench-train bench-stream bench-soak
+bench: bench-quality bench-speed bench-agreement bench-train bench-stream bench-soak
 
 # Own-simulator night, unseen site (A) shipped models and (B) after `skyqa adapt`; e.g.
 # `make bench-quality BENCH_QUALITY_ARGS="--protocols B --n 0"` for protocol B only.
@@ -48,6 +48,11 @@ bench-ablations: env
 # e.g. `make bench-speed BENCH_SPEED_ARGS="--per-density 2 --densities ordinary"` for a quicker look.
 bench-speed: env system-deps
 	$(PY) bench/speed.py --out $(OUT)/bench-speed $(BENCH_SPEED_ARGS)
+
+# Verdicts with the band search (detection.enough_sources) vs every row searched, over three simulated nights
+# (cached under $(OUT)/bench-agreement); e.g. BENCH_AGREEMENT_ARGS="--nights own-tall --settings 150x1 --reuse".
+bench-agreement: env
+	$(PY) bench/agreement.py --out $(OUT)/bench-agreement $(BENCH_AGREEMENT_ARGS)
 
 bench-stream: env system-deps
 	bash scripts/kafka.sh fetch && bash scripts/triton.sh fetch

@@ -8,7 +8,7 @@ from fits_factory import Stars, write_exposure
 
 from skyqa.service.config import Settings
 from skyqa.service.pipeline.exposure import ExposureError
-from skyqa.service.pipeline.preprocess import ccd_seed, prepare_exposure, row_bands
+from skyqa.service.pipeline.preprocess import ccd_seed, prepare_exposure
 
 SHAPE = (256, 128)
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -113,29 +113,6 @@ def test_saturated_fraction(tmp_path):
         tmp_path / "e.fits.fz", n_ccds=1, shape=SHAPE, stars=Stars(n=30, flux=(1e5, 1e6)), header={"SATURATE": 3000}
     )
     assert 0.2 < prepare_exposure(path, settings()).metrics.saturated_fraction <= 1.0
-
-
-def test_row_bands():
-    bands = row_bands(4612, 0.25, 512)
-    rows = [r for b in bands for r in range(b.start, b.stop)]
-    assert len(rows) == len(set(rows)) == pytest.approx(0.25 * 4612, abs=len(bands))
-    assert bands[0].start == 0 and bands[-1].stop == 4612
-    assert row_bands(4612, 1.0, 512) == [slice(0, 4612)]
-    assert len(row_bands(300, 0.1, 512)) == 1
-    capped = row_bands(4612, 1.0, 512, max_rows=1280)
-    assert sum(b.stop - b.start for b in capped) == pytest.approx(1280, abs=len(capped))
-    assert capped[0].start == 0 and capped[-1].stop == 4612  # spread over the whole CCD
-    assert row_bands(1024, 1.0, 512, max_rows=1280) == [slice(0, 1024)]  # smaller CCDs: every row
-
-
-def test_area_fraction_scales_weight(tmp_path):
-    path = write_exposure(tmp_path / "e.fits.fz", n_ccds=2, shape=(1024, 128), stars=Stars(n=300, sigma=1.5))
-    full = prepare_exposure(path, settings())
-    part = prepare_exposure(path, settings(area_fraction=0.5, band_rows=128))
-    assert part.weight == pytest.approx(full.weight, rel=0.2)
-    assert prepare_exposure(path, settings(max_searched_rows=512, band_rows=128)).weight == part.weight
-    assert part.cutouts.shape == full.cutouts.shape == (200, 32, 32, 1)
-    assert part.metrics.fwhm_arcsec == pytest.approx(full.metrics.fwhm_arcsec, rel=0.05)
 
 
 def test_detection_overflow_is_noted(tmp_path, monkeypatch):

@@ -10,6 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def away_from_border(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], size: int = 32,
+                     margin: int = 5) -> np.ndarray:
+    """Mask of the sources farther than size + margin px from every border: those a cutout is taken around."""
+    edge = size + margin
+    x, y = np.asarray(x), np.asarray(y)
+    return (x > edge) & (x < shape[1] - 1 - edge) & (y > edge) & (y < shape[0] - 1 - edge)
+
+
 def select_sources(
     x: np.ndarray,
     y: np.ndarray,
@@ -25,10 +33,7 @@ def select_sources(
     when fewer (so every CCD contributes `n` cutouts), empty when none is eligible.
     """
     rng = rng if rng is not None else np.random.default_rng()
-    edge = size + margin
-    x, y = np.asarray(x), np.asarray(y)
-    ok = (x > edge) & (x < shape[1] - 1 - edge) & (y > edge) & (y < shape[0] - 1 - edge)
-    eligible = np.flatnonzero(ok)
+    eligible = np.flatnonzero(away_from_border(x, y, shape, size, margin))
     if eligible.size == 0 or n <= 0:
         return np.zeros(0, np.intp)
     return rng.choice(eligible, size=n, replace=eligible.size < n)

@@ -10,9 +10,9 @@ yields identical cutouts.
 Worker processes come from a forkserver, so a script calling `prepare_exposure` with workers > 1
 needs the usual `if __name__ == "__main__":` guard.
 
-Searched rows (`detection.area_fraction`, `detection.max_searched_rows`; all rows is the reference):
-on CCDs taller than that, only evenly spaced row bands of ~`band_rows` rows covering it are read
-(FITS sections: only their compressed tiles are decoded) and searched. Each band is read with size + margin rows of context
+Searched rows (`skyqa.service.pipeline.bands`; every row is the reference): row bands of ~`band_rows`
+rows are read (FITS sections: only their compressed tiles are decoded) and searched one after another
+until enough sources for the cutouts are found. Each band is read with size + margin rows of context
 on both sides so sources near its edges are detected whole and cut out, but only sources centred
 in the band proper are counted, which keeps W unbiased after scaling by the inverse searched fraction.
 """
@@ -32,7 +32,8 @@ import numpy as np
 from astropy.io import fits
 
 from skyqa.service.config import CutoutConfig, DetectionConfig, Settings
-from skyqa.service.pipeline.cutouts import extract_cutouts, normalise_cutouts, select_sources
+from skyqa.service.pipeline.bands import BandSearch
+from skyqa.service.pipeline.cutouts import away_from_border, extract_cutouts, normalise_cutouts, select_sources
 from skyqa.service.pipeline.descriptor import (FEATURES, CCDBackground, column_step, describe, read_noise_adu,
                                                saturated_pixel_fraction, white_noise)
 from skyqa.service.pipeline.detection import background_structure, detect
@@ -49,7 +50,7 @@ from skyqa.service.pipeline.exposure import (
     read_sampled_rows,
 )
 from skyqa.service.pipeline.physical import SourceMeasures, exposure_pixel_scale, header_exptime, measure_sources, summarise
-from skyqa.service.previews.image import Mosaic, bin_factor, ccd_thumbnail
+from skyqa.service.previews.image import Mosaic, band_rows, bin_factor, ccd_thumbnail
 from skyqa.service.verdict import PhysicalMetrics
 
 REFERENCE_CCDS = 36  # W is scaled to a 36-CCD exposure, as the reference does for 40-CCD ones
@@ -68,6 +69,7 @@ class PreparedExposure:
     dead_ccds: list[str]
     metrics: PhysicalMetrics
     skipped_ccds: dict[str, str] = field(default_factory=dict)  # EXTNAME -> why it was not searched
+    searched_fraction: float = 1.0  # share of the live CCDs' rows searched for sources (mean over CCDs)
     timings: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds per worker stage, summed over CCDs
     notes: list[str] = field(default_factory=list)  # degraded processing, e.g. a CCD whose detection overflowed
@@ -84,6 +86,7 @@ class _CCDResult:
     detections: float  # sources counted in the searched rows / searched fraction
     measures: list[SourceMeasures]
     background: CCDBackground | None  # None for a dead CCD
+    searched: float  # share of the CCD's rows searched
     thumbnail: np.ndarray | None  # the CCD binned for the preview (None: no preview asked for)
     timings: dict[str, float]
     cpu_s: dict[str, float]
@@ -91,34 +94,27 @@ class _CCDResult:
 
 
 class _StageClock:
-    """Elapsed and CPU seconds of consecutive stages: CPU is what other users of the cores cannot inflate."""
+    """Elapsed and CPU seconds of stages, summed over their laps (reading and detecting alternate band by
+    band): CPU is what other users of the cores cannot inflate."""
 
     def __init__(self) -> None:
-        self.wall: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
+        self.wall = dict.fromkeys(STAGES, 0.0)
+        self.cpu = dict.fromkeys(STAGES, 0.0)
         self._last = (time.perf_counter(), time.process_time())
 
     def lap(self, stage: str) -> None:
         now = (time.perf_counter(), time.process_time())
-        self.wall[stage], self.cpu[stage] = now[0] - self._last[0], now[1] - self._last[1]
+        self.wall[stage] += now[0] - self._last[0]
+        self.cpu[stage] += now[1] - self._last[1]
         self._last = now
+
+    def totals(self, kind: str) -> dict[str, float]:
+        return dict(self.wall if kind == "wall" else self.cpu)
 
 
 def ccd_seed(seed: int, exposure: str, extname: str) -> int:
     """Stable 64-bit seed (Python's hash() is salted per process)."""
     return int.from_bytes(hashlib.sha256(f"{seed}\0{exposure}\0{extname}".encode()).digest()[:8], "little")
-
-
-def row_bands(n_rows: int, area_fraction: float, band_rows: int, max_rows: int | None = None) -> list[slice]:
-    """Evenly spaced, non-overlapping row bands of ~band_rows rows covering `area_fraction` of the rows,
-    and at most `max_rows` rows."""
-    searched = min(n_rows, max(1, round(area_fraction * n_rows)), max_rows or n_rows)
-    if searched >= n_rows:
-        return [slice(0, n_rows)]
-    n_bands = max(1, round(searched / band_rows))
-    rows = searched // n_bands
-    starts = np.linspace(0, n_rows - rows, n_bands).round().astype(int)
-    return [slice(int(s), int(s) + rows) for s in starts]
 
 
 def _process_ccds(
@@ -138,48 +134,58 @@ def _process_ccd(
     opened: OpenExposure, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig,
     preview_bin: int | None = None,
 ) -> _CCDResult:
-    """Everything one CCD contributes; its preview thumbnail from the bands read (before detection changes them)
-    plus a strided read of the rows between them."""
+    """Everything one CCD contributes: row bands read and searched until enough sources (`bands.BandSearch`);
+    its preview thumbnail from the bands read (before detection changes them) plus a strided read of the rest."""
     clock, notes = _StageClock(), []
-    n_rows = info.shape[0]
-    cores = row_bands(n_rows, det_cfg.area_fraction, det_cfg.band_rows, det_cfg.max_searched_rows)
-    pad = cut_cfg.size + cut_cfg.border_margin
-    reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
-    bands = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
-    clock.lap("read")
+    n_rows, pad = info.shape[0], cut_cfg.size + cut_cfg.border_margin
+    search = BandSearch(n_rows, det_cfg, ccd_seed(seed, exposure, info.extname))
+    bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
+    saturated, white, preview = [], [], {}
+    while cores := search.next_cores():
+        reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
+        batch = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
+        clock.lap("read")
+        if preview_bin is not None:
+            for band, read in zip(batch, reads, strict=True):
+                preview.update(band_rows(read.start, band, info.shape, preview_bin))
+            clock.lap("preview")
+        found = 0
+        for band, core, read in zip(batch, cores, reads, strict=True):
+            bands.append(band)
+            if is_dead(band):
+                continue
+            saturated.append(saturated_pixel_fraction(fill_nans(band), info.saturate))
+            det = detect(band, det_cfg, copy=False)  # band is background-subtracted in place
+            white.append(white_noise(band))
+            if det.status != "ok":
+                notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
+            y_ccd = det.objects["y"] + read.start
+            objects = det.objects[(y_ccd >= core.start - 0.5) & (y_ccd < core.stop - 0.5)]
+            measures.append(measure_sources(band, objects, det.level, det.rms, info.saturate))
+            mesh.append(det.mesh)
+            candidates.append((np.full(len(objects), len(bands) - 1), objects["x"], objects["y"],
+                               objects["y"] + read.start))
+            found += int(away_from_border(objects["x"], candidates[-1][3], info.shape, cut_cfg.size,
+                                          cut_cfg.border_margin).sum())
+        search.record(found)
+        clock.lap("detect")
     thumbnail = None if preview_bin is None else ccd_thumbnail(
-        [(r.start, b) for r, b in zip(reads, bands, strict=True)], info.shape, preview_bin,
-        lambda rows: read_sampled_rows(opened, info, rows))
+        preview, info.shape, preview_bin, lambda rows: read_sampled_rows(opened, info, rows))
     clock.lap("preview")
-    if all(is_dead(b) for b in bands):
+    if not measures:  # every band searched was dead
         empty = np.zeros((0, cut_cfg.size, cut_cfg.size, 1), np.float32)
-        nothing = {"detect": 0.0, "cutouts": 0.0}
-        return _CCDResult(info.extname, True, empty, 0.0, [], None, thumbnail, {**clock.wall, **nothing},
-                          {**clock.cpu, **nothing}, [])
+        return _CCDResult(info.extname, True, empty, 0.0, [], None, search.fraction, thumbnail,
+                          clock.totals("wall"), clock.totals("cpu"), [])
 
-    measures, candidates, mesh = [], [], []  # candidates: (band index, x, y in band, y in CCD) of counted sources
-    saturated, white = [], []
-    for i, (band, core, read) in enumerate(zip(bands, cores, reads, strict=True)):
-        saturated.append(saturated_pixel_fraction(fill_nans(band), info.saturate))
-        det = detect(band, det_cfg, copy=False)  # band is background-subtracted in place
-        white.append(white_noise(band))
-        if det.status != "ok":
-            notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
-        y_ccd = det.objects["y"] + read.start
-        objects = det.objects[(y_ccd >= core.start - 0.5) & (y_ccd < core.stop - 0.5)]
-        measures.append(measure_sources(band, objects, det.level, det.rms, info.saturate))
-        mesh.append(det.mesh)
-        candidates.append((np.full(len(objects), i), objects["x"], objects["y"], objects["y"] + read.start))
     band_of, x, y_band, y_ccd = (np.concatenate(c) for c in zip(*candidates, strict=True))
     rms = float(np.median([m.rms for m in measures]))
     mesh = np.concatenate(mesh)
     structure = background_structure(mesh, rms)
-    searched_rows = sum(c.stop - c.start for c in cores)
     background = CCDBackground(
         level=float(np.median([m.level for m in measures])), rms=rms, structure=structure,
         step=column_step(mesh, rms), white_noise=float(np.median(white)),
         read_noise_adu=read_noise_adu(info.gain, info.read_noise), saturated_pixels=float(np.mean(saturated)),
-        pixels=searched_rows * info.shape[1], detections=len(x))
+        pixels=search.searched_rows * info.shape[1], detections=len(x))
     clock.lap("detect")
 
     rng = np.random.default_rng(ccd_seed(seed, exposure, info.extname))
@@ -191,8 +197,8 @@ def _process_ccd(
     cutouts = normalise_cutouts(raw, cut_cfg.clip_percentiles)
     clock.lap("cutouts")
 
-    return _CCDResult(info.extname, False, cutouts, len(x) * n_rows / searched_rows, measures, background,
-                      thumbnail, clock.wall, clock.cpu, notes)
+    return _CCDResult(info.extname, False, cutouts, len(x) / search.fraction, measures, background, search.fraction,
+                      thumbnail, clock.totals("wall"), clock.totals("cpu"), notes)
 
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
@@ -288,6 +294,7 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: 
         n_ccds=len(all_ccds),
         dead_ccds=[r.extname for r in results if r.dead],
         skipped_ccds=skipped,
+        searched_fraction=float(np.mean([r.searched for r in live])),
         metrics=metrics,
         timings={stage: sum(r.timings[stage] for r in results) for stage in STAGES},
         cpu_s={stage: sum(r.cpu_s[stage] for r in results) for stage in STAGES},

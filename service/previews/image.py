@@ -2,9 +2,11 @@
 
 Interfaces:
 - `bin_factor(ccds, max_side) -> int`: the binning that fits the whole focal plane in `max_side` pixels.
-- `ccd_thumbnail(rows_read, shape, factor, read_rows) -> ndarray`: one CCD binned by `factor`, in a pipeline worker
-  before detection touches the pixels: one row per `factor` rows (taken from the row bands the pipeline already
-  read, the others fetched by `read_rows`, a strided read), averaged over blocks of `factor` columns.
+- `band_rows(start, band, shape, factor) -> dict`: the binned preview rows a band already in memory holds, taken in
+  a pipeline worker before detection touches the pixels.
+- `ccd_thumbnail(known, shape, factor, read_rows) -> ndarray`: one CCD binned by `factor`: one row per `factor`
+  rows (those `band_rows` collected, the others fetched by `read_rows`, a strided read), averaged over blocks of
+  `factor` columns.
 - `Mosaic` (thumbnails + layout) and `render(mosaic, fmt, quality, max_bytes) -> bytes`: WebP or PNG, north
   (increasing FITS rows) up; CCDs placed by DETSEC, or on a grid when any CCD lacks it.
 """
@@ -48,22 +50,27 @@ def bin_factor(sections: Sequence[Section | None], shapes: Sequence[tuple[int, i
     return max(1, math.ceil(max(_extent(sections, shapes)) / max_side)) if shapes else 1
 
 
-def ccd_thumbnail(rows_read: Sequence[tuple[int, np.ndarray]], shape: tuple[int, int], factor: int,
+def _wanted(shape: tuple[int, int], factor: int) -> list[int]:
+    return [j * factor + factor // 2 for j in range(shape[0] // factor)]
+
+
+def band_rows(start: int, band: np.ndarray, shape: tuple[int, int], factor: int) -> dict[int, np.ndarray]:
+    """{preview row index: binned row} for the preview rows inside a band whose first CCD row is `start`."""
+    nx = shape[1] // factor
+    return {j: _bin_columns(band[row - start], factor, nx).astype(np.float32)
+            for j, row in enumerate(_wanted(shape, factor)) if start <= row < start + len(band)}
+
+
+def ccd_thumbnail(known: dict[int, np.ndarray], shape: tuple[int, int], factor: int,
                   read_rows: Callable[[list[int]], np.ndarray]) -> np.ndarray:
-    """(rows // factor, cols // factor) float32; `rows_read` are (first CCD row, band) pairs already in memory."""
-    ny, nx = shape[0] // factor, shape[1] // factor
-    wanted = [j * factor + factor // 2 for j in range(ny)]
-    out = np.empty((ny, nx), np.float32)
-    missing = []
-    for j, row in enumerate(wanted):
-        hit = next(((start, band) for start, band in rows_read if start <= row < start + len(band)), None)
-        if hit is None:
-            missing.append(j)
-        else:
-            out[j] = _bin_columns(hit[1][row - hit[0]], factor, nx)
+    """(rows // factor, cols // factor) float32; `known` from `band_rows`, the rest read here."""
+    wanted = _wanted(shape, factor)
+    out = np.empty((len(wanted), shape[1] // factor), np.float32)
+    missing = [j for j in range(len(wanted)) if j not in known]
+    for j, row in known.items():
+        out[j] = row
     if missing:
-        fetched = read_rows([wanted[j] for j in missing])
-        out[missing] = _bin_columns(fetched, factor, nx)
+        out[missing] = _bin_columns(read_rows([wanted[j] for j in missing]), factor, out.shape[1])
     return out
 
 
