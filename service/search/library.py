@@ -117,7 +117,8 @@ class Search:
         stmt = stmt.order_by(*_ordering(page)).limit(page.limit).offset(page.offset)
         with self.archive.engine.connect() as connection:
             rows = connection.execute(stmt).all()
-        return TABLE_HITS.validate_python([_table_hit(row._asdict()) for row in rows])  # one call: 2x model_construct
+        # validated in one pydantic-core call: half the CPU of a model_construct per row
+        return TABLE_HITS.validate_python([_table_hit(row._asdict()) for row in rows])
 
     def exposure(self, exposure_id: str) -> dict:
         """The exposure's latest verdict document and its verdict history (one per model-version pair)."""
