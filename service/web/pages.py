@@ -75,8 +75,7 @@ def live_part(request: Request, s: Search, night: date, stamp: str, label: list[
 
 def render_live_part(s: Search, has_preview: Callable[[str], bool], night: date, stamp: str,
                      labels: tuple[Label, ...], band: str) -> Markup:
-    """`stamp` is unused here but is part of the cache key (app.state.live_parts): a new verdict, a new rendering."""
-    view = views.night_view(s, night, list(labels), band)
+    view = views.night_view(s, night, list(labels), band, stamp)
     return Markup(templates.get_template("_night_live.html").render(view=view, colours=LABEL_COLOURS,
                                                                     has_preview=has_preview))
 

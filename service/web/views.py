@@ -37,7 +37,8 @@ class NightView:
     stamp: str
 
 
-def night_view(search: Search, night: date, labels: list[Label], band: str | None) -> NightView:
+def night_view(search: Search, night: date, labels: list[Label], band: str | None, stamp: str) -> NightView:
+    """The night as archived at `stamp` (night_stamp, taken before reading: the rows may be newer, never older)."""
     hits = night_hits(search, night, order="time")
     summary = summarise_night(search, night, hits)
     chosen = Filters(night=night, label=labels or None, band=band or None)
@@ -55,7 +56,7 @@ def night_view(search: Search, night: date, labels: list[Label], band: str | Non
                              ("background (ADU)", [h.metrics.background_adu for h in timed])):
             if (line := charts.trend(name, xs, values, colours, titles)) is not None:
                 trends.append(line)
-    return NightView(night, summary, rows[:TABLE_LIMIT], timeline, trends, night_stamp(search, night))
+    return NightView(night, summary, rows[:TABLE_LIMIT], timeline, trends, stamp)
 
 
 def night_stamp(search: Search, night: date) -> str:
