@@ -54,6 +54,8 @@ def new_version(repo: Path, name: str) -> Iterator[tuple[str, Path]]:
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))  # not numeric: invisible to `versions`
     try:
         yield version, staging
+        # mkdtemp made it owner-only; a published version is read by other users (Triton runs as its own uid)
+        os.chmod(staging, 0o755)
         target = root / version
         if target.exists():
             raise VersionExists(f"{target} was published meanwhile")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,13 @@ def test_a_failed_or_raced_version_leaves_nothing_behind(tmp_path: Path) -> None
         (tmp_path / "desom2" / version / "labels.json").write_text("theirs")
     assert (tmp_path / "desom2" / "1" / "labels.json").read_text() == "theirs"
     assert [p.name for p in (tmp_path / "desom2").iterdir()] == ["1"]
+
+
+def test_a_published_version_is_readable_by_other_users(tmp_path: Path) -> None:
+    """Triton (another uid on the shared k8s volume) reads what the web publishes: no owner-only staging mode."""
+    with new_version(tmp_path, "desom2") as (version, staging):
+        (staging / "labels.json").write_text("{}")
+    assert stat.S_IMODE((tmp_path / "desom2" / version).stat().st_mode) == 0o755
 
 
 def test_cli_edits_lists_publishes_and_reverts(tmp_path: Path, repo: Path, capsys: pytest.CaptureFixture) -> None:

@@ -104,6 +104,14 @@ def env_literals(c: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
 
 
+def mounted_claim(deployment: dict[str, Any], path: str) -> tuple[str, bool]:
+    """(PersistentVolumeClaim name, read-only) of what the Deployment's container mounts at `path`."""
+    (mount,) = [m for m in container(deployment)["volumeMounts"] if m["mountPath"] == path.rstrip("/")]
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    claim = volume["persistentVolumeClaim"]
+    return claim["claimName"], bool(mount.get("readOnly") or claim.get("readOnly"))
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_object_validates(rendered: dict[str, list[dict[str, Any]]], overlay: str,
                                 crd_schemas: dict[tuple[str, str], dict[str, Any]]) -> None:
@@ -194,6 +202,8 @@ def test_daemon_settings_load(rendered: dict[str, list[dict[str, Any]]], overlay
     assert s.inference.mode == "triton" and s.serve.source == "kafka" and s.serve.http_port == 8080
     assert s.inference.triton_url.split(":")[0] == "triton"
     assert str(s.fetch.spool_dir).startswith("/tmp/")
+    assert mounted_claim(dep, str(s.models.repository))[0] == "skyqa-models"
+    assert mounted_claim(dep, str(s.previews.location)) == ("skyqa-previews", False)
     if overlay == "production":
         assert s.kafka.security_protocol == "SASL_SSL"
         assert str(s.kafka.ssl_cafile).startswith("/etc/skyqa/kafka-ca/")
@@ -239,6 +249,31 @@ def test_triton_deployment(rendered: dict[str, list[dict[str, Any]]], overlay: s
     one(docs, "PersistentVolumeClaim", pvc["persistentVolumeClaim"]["claimName"])
     svc = one(docs, "Service", "triton")
     assert {p["port"] for p in svc["spec"]["ports"]} == {8000, 8001, 8002}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_shared_model_and_preview_volumes(rendered: dict[str, list[dict[str, Any]]], overlay: str) -> None:
+    """A version the web publishes reaches the daemons (models.repository) and Triton (--model-repository) on one
+    volume, and the previews the daemons write are the ones the web reads: same claims, right access."""
+    docs = rendered[overlay]
+    daemon, web, triton = (one(docs, "Deployment", n) for n in ("skyqa", "skyqa-web", "triton"))
+    daemon_env, web_env = env_literals(container(daemon)), env_literals(container(web))
+    models = {"daemon": mounted_claim(daemon, daemon_env["SKYQA_MODELS__REPOSITORY"]),
+              "web": mounted_claim(web, web_env["SKYQA_MODELS__REPOSITORY"]),
+              "triton": mounted_claim(triton, container(triton)["args"][1].removeprefix("--model-repository="))}
+    assert models == {"daemon": ("skyqa-models", True), "web": ("skyqa-models", False),
+                      "triton": ("skyqa-models", True)}, "only the web writes the model repository"
+    previews = {"daemon": mounted_claim(daemon, daemon_env["SKYQA_PREVIEWS__LOCATION"]),
+                "web": mounted_claim(web, web_env["SKYQA_PREVIEWS__LOCATION"])}
+    assert previews == {"daemon": ("skyqa-previews", False), "web": ("skyqa-previews", True)}
+    for claim in ("skyqa-models", "skyqa-previews"):  # mounted by pods on several nodes
+        assert one(docs, "PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteMany"]
+    for deployment, env in ((daemon, daemon_env), (web, web_env)):  # whichever starts first seeds the volume
+        (seed,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        assert seed["command"][:2] == ["cp", "-rn"] and seed["command"][-1].rstrip("/") == env["SKYQA_MODELS__REPOSITORY"]
+        assert seed["image"] == container(deployment)["image"]
+        (mount,) = seed["volumeMounts"]
+        assert mount["mountPath"].rstrip("/") == env["SKYQA_MODELS__REPOSITORY"] and not mount.get("readOnly")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -350,8 +385,6 @@ def test_web_deployment_service_and_ingress(rendered: dict[str, list[dict[str, A
     claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in deployment["spec"]["template"]["spec"]["volumes"]
               if "persistentVolumeClaim" in v}
     assert {one(docs, "PersistentVolumeClaim", c)["spec"]["accessModes"][0] for c in claims.values()} == {"ReadWriteMany"}
-    (seed,) = deployment["spec"]["template"]["spec"]["initContainers"]
-    assert seed["command"][:2] == ["cp", "-rn"] and seed["command"][-1].rstrip("/") == env["SKYQA_MODELS__REPOSITORY"]
     ingress = one(docs, "Ingress", "skyqa-web")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     service = one(docs, "Service", backend["name"])

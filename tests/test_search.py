@@ -72,6 +72,21 @@ def test_list_filters_and_orders(filled) -> None:  # noqa: ANN001
     assert len(search.list(Filters(cell=(0, 0)), Page(limit=500))) == int((cluster == 0).sum())
 
 
+def test_table_rows_are_list_rows_with_the_column_metrics(filled) -> None:  # noqa: ANN001
+    """`table` (the night page's read: columns only) gives `list`'s hits, metrics limited to the archived columns."""
+    search, _, _, _ = filled
+    search.archive.write([make_verdict("new", random_histovectors(1, seed=5)[0][0], models=("2", "2"))])
+    for filters, page in ((None, Page(limit=500, order="time")), (Filters(label=[Label.BT], band="g"), Page(limit=7)),
+                          (Filters(fwhm_arcsec_min=0.6), Page(limit=5, offset=3, order="novelty"))):
+        listed, table = search.list(filters, page), search.table(filters, page)
+        assert [h.exposure_id for h in table] == [h.exposure_id for h in listed] and table
+        for row, hit in zip(table, listed):
+            assert row.model_dump(exclude={"metrics"}) == hit.model_dump(exclude={"metrics"})
+            assert row.metrics.model_dump(exclude_none=True) == hit.metrics.model_dump(
+                exclude_none=True, exclude={"detections_per_ccd", "exptime_s"})
+            assert row.metrics.fwhm_arcsec is not None
+
+
 def test_new_verdicts_are_searchable_and_superseded_ones_are_not(filled) -> None:  # noqa: ANN001
     search, vectors, _, _ = filled
     assert search.similar_to_exposure("e001", k=1)[0].exposure_id != "new"

@@ -60,6 +60,19 @@ def test_live_part_answers_204_until_a_verdict_lands(client: TestClient, setting
     assert fresh.status_code == 200 and "late1" in fresh.text and 'id="total">31<' in fresh.text
 
 
+def test_night_page_is_rendered_once_per_stamp(client: TestClient, settings) -> None:  # noqa: ANN001
+    """Reloads share one rendering of the live part until a verdict lands; then the page shows it at once."""
+    first = client.get(f"/nights/{NIGHT}").text
+    assert client.get(f"/nights/{NIGHT}").text == first
+    assert client.app.state.live_parts.cache_info().hits == 1
+    filtered = client.get(f"/nights/{NIGHT}", params={"label": "Good"}).text  # its own entry, not the night's
+    assert filtered.count('class="hit"') < first.count('class="hit"')
+    vector, _ = random_histovectors(1, seed=11)
+    Archive(settings.archive.url).write([make_verdict("late2", vector[0], Label.RBT, minute=401)])
+    again = client.get(f"/nights/{NIGHT}").text
+    assert 'data-exposure="late2"' in again and 'id="total">31<' in again
+
+
 def test_exposure_page_density_map_and_similar(client: TestClient) -> None:
     page = client.get("/exposures/e03").text
     assert "e03" in page and 'aria-label="25 x 25 density map"' in page and "no preview" in page

@@ -30,9 +30,10 @@ class NightSummary(BaseModel):
 
 
 def night_hits(search: Search, night: date, order: str = "exposure") -> list[Hit]:
+    """The night's latest verdicts as table rows (`Search.table`: the column metrics, no documents decoded)."""
     hits: list[Hit] = []
     while True:  # a night is hundreds of exposures: read it in pages
-        page = search.list(Filters(night=night), Page(limit=MAX_PAGE, offset=len(hits), order=order))
+        page = search.table(Filters(night=night), Page(limit=MAX_PAGE, offset=len(hits), order=order))
         hits += page
         if len(page) < MAX_PAGE:
             return hits

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import TypeAdapter
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, defer
 
@@ -23,6 +24,13 @@ from skyqa.service.verdict import ExposureMetadata, PhysicalMetrics
 
 NODES = 625
 LOAD_CHUNK = 20_000
+# The physical metrics the archive keeps as verdict columns, and what `Search.table` reads: no JSON document.
+METRIC_COLUMNS = [name for name in PhysicalMetrics.model_fields if name in VerdictRow.__table__.columns]
+TABLE_COLUMNS = (VerdictRow.id, VerdictRow.label, VerdictRow.usable, VerdictRow.cell_x, VerdictRow.cell_y,
+                 VerdictRow.distance, VerdictRow.desom1_version, VerdictRow.desom2_version,
+                 *(VerdictRow.__table__.columns[name] for name in METRIC_COLUMNS),
+                 *(Exposure.__table__.columns[name] for name in ("exposure_id", *ExposureMetadata.model_fields)))
+TABLE_HITS = TypeAdapter(list[Hit])
 
 
 class NotFound(LookupError):
@@ -95,12 +103,22 @@ class Search:
         return hits
 
     def list(self, filters: Filters | None, page: Page) -> list[Hit]:
-        order = {"novelty": (VerdictRow.distance.desc().nulls_last(), Exposure.exposure_id),
-                 "time": (Exposure.date_obs.desc().nulls_last(), Exposure.exposure_id),
-                 "exposure": (Exposure.exposure_id,)}[page.order]
-        stmt = self._base(filters).order_by(*order).limit(page.limit).offset(page.offset)
+        stmt = self._base(filters).order_by(*_ordering(page)).limit(page.limit).offset(page.offset)
         with Session(self.archive.engine) as session:
             return [_hit(row) for row in session.execute(stmt).all()]
+
+    def table(self, filters: Filters | None, page: Page) -> list[Hit]:
+        """As `list`, for pages of hundreds of rows (the night view, night summaries): only the columns a table
+        shows are read, no verdict document is decoded (a third of the CPU of `list`), and the metrics are those
+        the archive keeps as columns (no detections_per_ccd, no metrics.exptime_s: EXPTIME is in metadata)."""
+        stmt = select(*TABLE_COLUMNS).join(Exposure, Exposure.latest_verdict_id == VerdictRow.id)
+        if filters:
+            stmt = stmt.where(*conditions(filters))
+        stmt = stmt.order_by(*_ordering(page)).limit(page.limit).offset(page.offset)
+        with self.archive.engine.connect() as connection:
+            rows = connection.execute(stmt).all()
+        # validated in one pydantic-core call: half the CPU of a model_construct per row
+        return TABLE_HITS.validate_python([_table_hit(row._asdict()) for row in rows])
 
     def exposure(self, exposure_id: str) -> dict:
         """The exposure's latest verdict document and its verdict history (one per model-version pair)."""
@@ -158,6 +176,12 @@ class Search:
         return stmt.where(*conditions(filters)) if filters else stmt
 
 
+def _ordering(page: Page) -> tuple:
+    return {"novelty": (VerdictRow.distance.desc().nulls_last(), Exposure.exposure_id),
+            "time": (Exposure.date_obs.desc().nulls_last(), Exposure.exposure_id),
+            "exposure": (Exposure.exposure_id,)}[page.order]
+
+
 def best_first(scores: np.ndarray, candidates: np.ndarray, m: int) -> np.ndarray:
     """The `m` best of `candidates` (ascending positions), highest score first, ties by position: the same
     prefix a full stable sort gives, without sorting all of them (argpartition, then ties at the cut kept)."""
@@ -195,6 +219,15 @@ def conditions(f: Filters) -> list:
         if high is not None:
             out.append(column <= high)
     return out
+
+
+def _table_hit(row: dict) -> dict:
+    """A Hit's fields from a row of `TABLE_COLUMNS`."""
+    return {"exposure_id": row["exposure_id"], "verdict_id": row["id"], "label": row["label"], "usable": row["usable"],
+            "cell": (row["cell_x"], row["cell_y"]) if row["cell_x"] is not None else None,
+            "distance": row["distance"], "metrics": {name: row[name] for name in METRIC_COLUMNS},
+            "metadata": {name: row[name] for name in ExposureMetadata.model_fields},
+            "models": {"desom1": row["desom1_version"], "desom2": row["desom2_version"]}}
 
 
 def _hit(row, score: float | None = None) -> Hit:  # noqa: ANN001 - a (VerdictRow, Exposure) result row

@@ -1,7 +1,8 @@
-"""Geometry for the server-rendered SVG charts (the templates draw it): night timeline, metric trends, density maps.
+"""The server-rendered SVG charts: night timeline, metric trends (their marks as SVG markup), density maps.
 
-Plain numbers in, coordinates out: no plotting library in the serving image, and an SVG of a few hundred
-elements renders in well under a millisecond.
+Plain numbers in, coordinates or SVG elements out: no plotting library in the serving image. A night's ~1,200
+timeline and trend marks are joined here as one escaped string (~2 ms) rather than looped over in the template
+(~25 ms: an autoescaped expression per attribute).
 """
 
 from __future__ import annotations
@@ -9,26 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape  # str in, str out: ~4x cheaper than markupsafe's on a night's ~3,000 strings
 
 import numpy as np
+from markupsafe import Markup
 
 WIDTH, HEIGHT, PAD = 720.0, 120.0, 28.0
-
-
-@dataclass(frozen=True)
-class Mark:
-    x: float
-    y: float
-    colour: str
-    title: str
-    href: str | None = None
 
 
 @dataclass(frozen=True)
 class Trend:
     name: str
     points: str  # SVG polyline points
-    marks: list[Mark]
+    marks: Markup  # one <circle> per point, with its title
     low: float
     high: float
 
@@ -39,21 +33,30 @@ def time_axis(times: Sequence[datetime]) -> tuple[float, float]:
     return lo, max(hi, lo + 60.0)
 
 
-def x_of(when: datetime, axis: tuple[float, float]) -> float:
-    return PAD + (WIDTH - 2 * PAD) * (when.timestamp() - axis[0]) / (axis[1] - axis[0])
+def xs_of(times: Sequence[datetime], axis: tuple[float, float]) -> list[float]:
+    scale = (WIDTH - 2 * PAD) / (axis[1] - axis[0])
+    return [PAD + scale * (t.timestamp() - axis[0]) for t in times]
 
 
-def trend(name: str, times: Sequence[datetime], values: Sequence[float | None], colours: Sequence[str],
-          titles: Sequence[str], axis: tuple[float, float]) -> Trend | None:
+def timeline(xs: Sequence[float], colours: Sequence[str], titles: Sequence[str], hrefs: Sequence[str]) -> Markup:
+    """One linked bar per exposure, coloured by its label."""
+    return Markup("".join(
+        f'<a href="{escape(h)}"><rect x="{x - 2:.1f}" y="4" width="4" height="22" fill="{escape(c)}">'
+        f"<title>{escape(s)}</title></rect></a>" for x, c, s, h in zip(xs, colours, titles, hrefs)))
+
+
+def trend(name: str, xs: Sequence[float], values: Sequence[float | None], colours: Sequence[str],
+          titles: Sequence[str]) -> Trend | None:
     """A metric over the night: points where it was measured, scaled to its own range."""
-    kept = [(t, v, c, s) for t, v, c, s in zip(times, values, colours, titles) if v is not None]
+    kept = [(x, v, c, s) for x, v, c, s in zip(xs, values, colours, titles) if v is not None]
     if not kept:
         return None
     low, high = min(k[1] for k in kept), max(k[1] for k in kept)
-    span = (high - low) or 1.0
-    marks = [Mark(x_of(t, axis), HEIGHT - PAD - (HEIGHT - 2 * PAD) * (v - low) / span, c, f"{s}: {v:.3g}")
-             for t, v, c, s in kept]
-    return Trend(name, " ".join(f"{m.x:.1f},{m.y:.1f}" for m in marks), marks, low, high)
+    scale = (HEIGHT - 2 * PAD) / ((high - low) or 1.0)
+    points = [(x, HEIGHT - PAD - scale * (v - low), v, c, s) for x, v, c, s in kept]
+    marks = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{escape(c)}"><title>{escape(s)}: {v:.3g}</title>'
+                    "</circle>" for x, y, v, c, s in points)
+    return Trend(name, " ".join(f"{x:.1f},{y:.1f}" for x, y, *_ in points), Markup(marks), low, high)
 
 
 def density(histovector: Sequence[int], grid: int = 25) -> list[tuple[int, int, float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from skyqa.service.api.deps import get_search
 from skyqa.service.curation.edits import draft, record_edit
@@ -49,9 +51,9 @@ def home(request: Request, s: SearchDep, label: Annotated[list[Label], Query()] 
 @router.get("/nights/{night}", response_class=HTMLResponse)
 def night(request: Request, s: SearchDep, night: date, label: Annotated[list[Label], Query()] = [],  # noqa: B006
           band: Annotated[str, Query(max_length=32)] = "") -> HTMLResponse:
-    view = views.night_view(s, night, label, band)
-    return page(request, "night.html", view=view, chosen=label, band=band,
-                poll_ms=int(1000 * settings_of(request).web.live_poll_s))
+    stamp = views.night_stamp(s, night)
+    return page(request, "night.html", night=night, stamp=stamp, live=live_part(request, s, night, stamp, label, band),
+                chosen=label, band=band, poll_ms=int(1000 * settings_of(request).web.live_poll_s))
 
 
 @router.get("/nights/{night}/live", response_class=HTMLResponse)
@@ -59,10 +61,23 @@ def night_live(request: Request, s: SearchDep, night: date, stamp: str = "",
                label: Annotated[list[Label], Query()] = [],  # noqa: B006
                band: Annotated[str, Query(max_length=32)] = "") -> Response:
     """The night's changing part, or 204 while nothing new has been archived (the page polls this)."""
-    if stamp and stamp == views.night_stamp(s, night):
+    now = views.night_stamp(s, night)
+    if stamp == now:
         return Response(status_code=204)
-    view = views.night_view(s, night, label, band)
-    return page(request, "_night_live.html", view=view)
+    return HTMLResponse(live_part(request, s, night, now, label, band))
+
+
+def live_part(request: Request, s: Search, night: date, stamp: str, label: list[Label], band: str) -> Markup:
+    """The night's live part (counts, charts, table), rendered once per app, night, stamp and filters: reloads
+    and every operator watching tonight share one rendering until the next verdict lands (the stamp moves)."""
+    return request.app.state.live_parts(s, request.app.state.previews.has, night, stamp, tuple(label), band)
+
+
+def render_live_part(s: Search, has_preview: Callable[[str], bool], night: date, stamp: str,
+                     labels: tuple[Label, ...], band: str) -> Markup:
+    view = views.night_view(s, night, list(labels), band, stamp)
+    return Markup(templates.get_template("_night_live.html").render(view=view, colours=LABEL_COLOURS,
+                                                                    has_preview=has_preview))
 
 
 @router.get("/exposures/{exposure_id}", response_class=HTMLResponse)

@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from markupsafe import Markup
 
 from skyqa.service.api.nights import NightSummary, night_hits, summarise_night
 from skyqa.service.config import Settings
@@ -31,31 +32,31 @@ class NightView:
     night: date
     summary: NightSummary
     rows: list[Hit]
-    timeline: list[charts.Mark]
+    timeline: Markup  # the SVG bars, empty before the night's first verdict
     trends: list[charts.Trend]
     stamp: str
 
 
-def night_view(search: Search, night: date, labels: list[Label], band: str | None) -> NightView:
+def night_view(search: Search, night: date, labels: list[Label], band: str | None, stamp: str) -> NightView:
+    """The night as archived at `stamp` (night_stamp, taken before reading: the rows may be newer, never older)."""
     hits = night_hits(search, night, order="time")
     summary = summarise_night(search, night, hits)
     chosen = Filters(night=night, label=labels or None, band=band or None)
-    rows = hits if chosen == Filters(night=night) else search.list(chosen, Page(limit=TABLE_LIMIT, order="time"))
+    rows = hits if chosen == Filters(night=night) else search.table(chosen, Page(limit=TABLE_LIMIT, order="time"))
     timed = [h for h in reversed(hits) if h.metadata.date_obs is not None]
-    timeline, trends = [], []
+    timeline, trends = Markup(), []
     if timed:
-        axis = charts.time_axis([h.metadata.date_obs for h in timed])
         times = [h.metadata.date_obs for h in timed]
+        xs = charts.xs_of(times, charts.time_axis(times))
         colours = [LABEL_COLOURS[h.label] for h in timed]
         titles = [f"{h.exposure_id} {h.label.value}" for h in timed]
-        timeline = [charts.Mark(charts.x_of(t, axis), 0.0, c, s, f"/exposures/{h.exposure_id}")
-                    for t, c, s, h in zip(times, colours, titles, timed)]
+        timeline = charts.timeline(xs, colours, titles, [f"/exposures/{h.exposure_id}" for h in timed])
         for name, values in (("FWHM (arcsec)", [h.metrics.fwhm_arcsec for h in timed]),
                              ("elongation", [h.metrics.elongation for h in timed]),
                              ("background (ADU)", [h.metrics.background_adu for h in timed])):
-            if (line := charts.trend(name, times, values, colours, titles, axis)) is not None:
+            if (line := charts.trend(name, xs, values, colours, titles)) is not None:
                 trends.append(line)
-    return NightView(night, summary, rows[:TABLE_LIMIT], timeline, trends, night_stamp(search, night))
+    return NightView(night, summary, rows[:TABLE_LIMIT], timeline, trends, stamp)
 
 
 def night_stamp(search: Search, night: date) -> str:
