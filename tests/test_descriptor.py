@@ -69,3 +69,15 @@ def test_source_density_follows_the_number_of_sources(flat, tmp_path: Path) -> N
     expected = math.log10(1e6 * 40 / (SHAPE[0] * SHAPE[1]) + 1)  # 40 stars a CCD
     assert flat["source_density"] == pytest.approx(expected, abs=0.15)
     assert crowded["source_density"] > flat["source_density"] + 0.6
+
+
+def test_a_trail_is_an_aligned_elongation_and_the_seeing_a_width(flat, tmp_path: Path) -> None:
+    trailed = describe(tmp_path, "trailed", stars=Stars(n=40, flux=(5e3, 5e4), axis_ratio=1.6, angle_deg=40.0))
+    blurred = describe(tmp_path, "blurred", stars=Stars(n=40, flux=(5e3, 5e4), sigma=3.0))
+    # round stars: e = (a-b)/(a+b) is noise and points every way; a 1.6 axis ratio along one direction: e <= 0.23
+    # (sep's windowed moments of a pixelated star read it a little rounder)
+    assert 10 ** flat["aligned_ellipticity"] < 0.05
+    assert 0.12 < 10 ** trailed["aligned_ellipticity"] < 0.25
+    assert trailed["elongation"] > flat["elongation"] + 0.5
+    assert blurred["fwhm"] == pytest.approx(flat["fwhm"] + math.log10(2.0), abs=0.08)  # sigma 1.5 -> 3.0
+    assert abs(blurred["aligned_ellipticity"] - flat["aligned_ellipticity"]) < 0.5

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from skyqa.service.calibration import CALIBRATION, Calibration
 from skyqa.service.config import Settings
+from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.pipeline.desom2_input import Desom2Input
 from skyqa.service.pipeline.histovector import histo_vector
 from skyqa.service.pipeline.ids import safe_join
@@ -107,18 +108,19 @@ def dataset_descriptors(data: Path, ids: list[str]) -> np.ndarray:
 
 def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, batch_size: int | None,
                  seed: int, map_size: tuple[int, int] = (20, 20), descriptor_share: float = 0.0,
-                 vectors: tuple[list[str], np.ndarray] | None = None) -> dict:
+                 vectors: tuple[list[str], np.ndarray] | None = None,
+                 descriptor_features: tuple[str, ...] = FEATURES) -> dict:
     """DESOM-2 on the dataset's histo-vectors through the exported DESOM-1; with descriptor_share > 0 the background
     descriptor is appended (skyqa.service.pipeline.desom2_input), weighted to carry that share of the bins'
     variance. A map smaller than the paper's 20 x 20 (sized to a small archive) starts its neighbourhood at half
     the map's side, not at T 10. `vectors`: the dataset's (ids, raw histo-vectors) through this DESOM-1 when the
-    caller already has them (arms of an ablation that share DESOM-1)."""
+    caller already has them (arms of an ablation that share DESOM-1); `descriptor_features` an ablation's subset."""
     out.mkdir(parents=True, exist_ok=True)
     ids, raw = vectors or histovectors(data, desom1 / "model.onnx")
     described = dataset_descriptors(data, ids) if descriptor_share > 0 else None
     np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw,
              **({"descriptor": described} if described is not None else {}))
-    scaler = Desom2Input.fit(raw, described, descriptor_share)
+    scaler = Desom2Input.fit(raw, described, descriptor_share, descriptor_features)
     x = scaler.transform(raw, described)
     t_max = min(10.0, max(map_size) / 2)
     model, resumed = _model(out, partial(build_desom2, map_size=map_size, t_max=t_max, input_dim=scaler.width),

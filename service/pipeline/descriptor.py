@@ -1,4 +1,4 @@
-"""The background descriptor: a few numbers per exposure that describe its sky, not its sources.
+"""The exposure descriptor: a few numbers per exposure that describe its sky and its point-spread function.
 
 DESOM-1 sees min-max normalised 32 x 32 cutouts, so the histo-vector cannot tell a scattered-light
 gradient, an amplifier offset, a crowded field or a 2 s exposure from a Good one. These numbers, all
@@ -17,7 +17,14 @@ Per CCD, in the worker that holds the pixels (`measure_background`):
 - the fraction of pixels at saturation (bleed trails, saturated cores).
 
 Per exposure (`describe`): medians / upper percentiles over CCDs, plus the spread of the CCDs' sky levels
-across the mosaic, the saturated-detection fraction, the source density and EXPTIME. Values are
+across the mosaic, the saturated-detection fraction, the source density and EXPTIME.
+
+Three shape features come from the high-S/N sources `skyqa.service.pipeline.physical` measured: the seeing
+(FWHM), the median elongation and the aligned ellipticity |<e exp(2i theta)>| (e = (a-b)/(a+b)). The cutouts
+are min-max normalised 32 x 32 stamps, on which a 3-8 px tracking trail under a 4-6 px seeing disc is a
+small change in shape; over a few thousand sources it is an unmistakable one, and in one direction: a
+tracking error stretches every source the same way, while noise, blends and field aberrations point every
+way and cancel in the mean (issue 9's hard pair: mild trails against Good). Values are
 log-compressed so the per-version standardisation sees roughly symmetric distributions; a value that
 cannot be measured is NaN (standardised to the training mean).
 """
@@ -30,6 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skyqa.service.pipeline.physical import SourceMeasures
+from skyqa.service.verdict import PhysicalMetrics
+
 FEATURES = (
     "background_structure",  # log1p(80th pct over CCDs of the mesh 5-95% spread / sky RMS)
     "amplifier_step",  # log1p(80th pct over CCDs of the largest mesh column jump above the typical one / RMS)
@@ -40,6 +50,9 @@ FEATURES = (
     "bleed_fraction",  # log10(pixels at >= 90% of SATURATE / pixels + 1e-6)
     "source_density",  # log10(detections per megapixel searched + 1)
     "exptime",  # log10(EXPTIME / 1 s)
+    "fwhm",  # log10(stellar-locus FWHM / 1 arcsec)
+    "elongation",  # log10(median a/b - 1 + 0.01)
+    "aligned_ellipticity",  # log10(|mean e exp(2i theta)| + 0.003) over the high-S/N sources of every CCD
 )
 PERCENTILE = 80.0  # a problem on a fifth of the mosaic counts, one CCD's bright halo does not
 SATURATION_FRACTION = 0.9
@@ -92,13 +105,27 @@ def read_noise_adu(gain: float | None, read_noise: float | None) -> float | None
     return read_noise / gain if gain and read_noise else None
 
 
-def describe(ccds: Sequence[CCDBackground], saturated_fraction: float | None, exptime_s: float | None) -> np.ndarray:
-    """The exposure's descriptor, float32 in `FEATURES` order (NaN where it cannot be measured)."""
-    out = np.full(len(FEATURES), np.nan, np.float32)
-    if exptime_s is not None and exptime_s > 0:
-        out[FEATURES.index("exptime")] = math.log10(exptime_s)
-    if not ccds:
-        return out
+def aligned_ellipticity(sources: Sequence[SourceMeasures]) -> float | None:
+    """|mean of e exp(2i theta)| over all measured sources, e = (a-b)/(a+b) = (q-1)/(q+1) for q = a/b."""
+    q = np.concatenate([s.elongation for s in sources]) if sources else np.zeros(0)
+    theta = np.concatenate([s.theta for s in sources]) if sources else np.zeros(0)
+    if q.size == 0:
+        return None
+    return float(np.abs(np.mean((q - 1.0) / (q + 1.0) * np.exp(2j * theta))))
+
+
+def shape_features(sources: Sequence[SourceMeasures], metrics: PhysicalMetrics) -> dict[str, float]:
+    values = {}
+    if metrics.fwhm_arcsec and metrics.fwhm_arcsec > 0:
+        values["fwhm"] = math.log10(metrics.fwhm_arcsec)
+    if metrics.elongation is not None:
+        values["elongation"] = math.log10(max(metrics.elongation - 1.0, 0.0) + 0.01)
+    if (aligned := aligned_ellipticity(sources)) is not None:
+        values["aligned_ellipticity"] = math.log10(aligned + 0.003)
+    return values
+
+
+def background_features(ccds: Sequence[CCDBackground]) -> dict[str, float]:
     rms = np.array([c.rms for c in ccds])
     white = np.array([c.white_noise for c in ccds])
     levels = np.array([c.level for c in ccds])
@@ -116,8 +143,18 @@ def describe(ccds: Sequence[CCDBackground], saturated_fraction: float | None, ex
     shares = [(c.read_noise_adu / c.white_noise) ** 2 for c in ccds if c.read_noise_adu and c.white_noise > 0]
     if shares:
         values["read_noise_share"] = float(np.median(shares))
-    if saturated_fraction is not None:
-        values["saturated_fraction"] = math.log10(saturated_fraction + 1e-4)
+    return values
+
+
+def describe(ccds: Sequence[CCDBackground], sources: Sequence[SourceMeasures], metrics: PhysicalMetrics) -> np.ndarray:
+    """The exposure's descriptor, float32 in `FEATURES` order (NaN where it cannot be measured), from the usable
+    CCDs' backgrounds and source measures and the exposure metrics summarised from them."""
+    values = shape_features(sources, metrics) | (background_features(ccds) if ccds else {})
+    if metrics.exptime_s is not None and metrics.exptime_s > 0:
+        values["exptime"] = math.log10(metrics.exptime_s)
+    if metrics.saturated_fraction is not None:
+        values["saturated_fraction"] = math.log10(metrics.saturated_fraction + 1e-4)
+    out = np.full(len(FEATURES), np.nan, np.float32)
     for name, value in values.items():
         out[FEATURES.index(name)] = value
     return out

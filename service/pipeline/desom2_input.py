@@ -1,4 +1,4 @@
-"""DESOM-2's input, built by one function for training and serving: 625 scaled bins [+ the background descriptor].
+"""DESOM-2's input, built by one function for training and serving: 625 scaled bins [+ the exposure descriptor].
 
 A DESOM-2 version declares its input in its `scaler.json`: the per-cell min-max scaler of the normalised
 histo-vector (every version) and, for versions trained with the background descriptor, a `descriptor`
@@ -7,7 +7,7 @@ mean and standard deviation, and the weight the standardised features are multip
 appended. Versions without that section (the shipped v1, v2) take the 625 bins alone, as before.
 
 The weight is set at training so that the descriptor block carries `share` of the histo block's total
-variance across the archive (the sum of the 625 bins' variances): with share 0.25 the nine features together
+variance across the archive (the sum of the 625 bins' variances): with share 0.25 the features together
 spread the archive's exposures about half as far (in input-space distance) as their source populations do;
 they matter, but do not drown the bins (0.25 measured best of 0, 0.25 and 1 on the unseen site: README).
 """
@@ -38,9 +38,10 @@ class DescriptorScaler:
     weight: float
 
     @classmethod
-    def fit(cls, descriptors: np.ndarray, histo_variance: float, share: float) -> DescriptorScaler:
-        """Descriptors (N, len(FEATURES)) of the training archive."""
-        d, features = np.asarray(descriptors, np.float64), FEATURES
+    def fit(cls, descriptors: np.ndarray, histo_variance: float, share: float,
+            features: tuple[str, ...] = FEATURES) -> DescriptorScaler:
+        """Descriptors (N, len(FEATURES)) of the training archive; `features` those the version takes."""
+        d = np.asarray(descriptors, np.float64)[:, [FEATURES.index(f) for f in features]]
         mean = np.nan_to_num(np.nanmean(d, axis=0)) if len(d) else np.zeros(len(features))
         std = np.nan_to_num(np.nanstd(d, axis=0)) if len(d) else np.ones(len(features))
         std = np.where(std > 1e-9, std, 1.0)
@@ -77,14 +78,16 @@ class Desom2Input:
         return HISTO_BINS + (len(self.descriptor.features) if self.descriptor else 0)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, descriptors: np.ndarray | None = None, share: float = 0.0) -> Desom2Input:
-        """Fit on the archive's raw histo-vectors (N, 625) and, with share > 0, their descriptors (N, K)."""
+    def fit(cls, vectors: np.ndarray, descriptors: np.ndarray | None = None, share: float = 0.0,
+            features: tuple[str, ...] = FEATURES) -> Desom2Input:
+        """Fit on the archive's raw histo-vectors (N, 625) and, with share > 0, their descriptors (N, K) restricted
+        to `features` (an ablation's subset; default all)."""
         normalised = normalise(np.asarray(vectors, np.float32))
         cells = CellScaler().fit(normalised)
         if share <= 0 or descriptors is None:
             return cls(cells)
         variance = float(cells.transform(normalised).var(axis=0).sum())
-        return cls(cells, DescriptorScaler.fit(descriptors, variance, share))
+        return cls(cells, DescriptorScaler.fit(descriptors, variance, share, features))
 
     def transform(self, vectors: np.ndarray, descriptors: np.ndarray | None = None) -> np.ndarray:
         """(N, width) float32 from raw histo-vectors (N, 625) and descriptors (N, len(FEATURES)); descriptors

@@ -285,7 +285,8 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: 
         raise ExposureError("no_usable_ccd", f"{path}: none of {len(all_ccds)} CCDs is usable "
                                              f"({len(results) - len(live)} dead, {len(skipped)} too small)")
     detections = sum(r.detections for r in live)
-    metrics = summarise([m for r in live for m in r.measures], exposure_pixel_scale(primary, ccds),
+    measures = [m for r in live for m in r.measures]
+    metrics = summarise(measures, exposure_pixel_scale(primary, ccds),
                         detections / len(live), [r.background.structure for r in live], header_exptime(primary))
     prepared = PreparedExposure(
         exposure_id=exposure,
@@ -300,7 +301,7 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: 
         cpu_s={stage: sum(r.cpu_s[stage] for r in results) for stage in STAGES},
         notes=[note for r in results for note in r.notes],
         primary_header=primary,
-        descriptor=describe([r.background for r in live], metrics.saturated_fraction, metrics.exptime_s),
+        descriptor=describe([r.background for r in live], measures, metrics),
         mosaic=None if preview_bin is None else _mosaic(preview_bin, all_ccds, ccds, results),
     )
     prepared.timings["prepare_wall"] = time.perf_counter() - start
