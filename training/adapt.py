@@ -33,6 +33,7 @@ from skyqa.service.calibration import Calibration
 from skyqa.service.config import Settings
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
+from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.scoring import BinaryScore, binary_score, confusion_matrix, score_report
 from skyqa.service.verdict import PhysicalMetrics
 from skyqa.training.curate import background_flagged, calibrate, read_cells
@@ -214,7 +215,8 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
     naming_steps = 3 if labels is not None and n_propose is None else 0
     steps = Steps(work, total=4 + naming_steps + (n_propose is not None))
     try:
-        k_data = _digest(sorted(str(Path(f).resolve()) for f in files), settings.cutouts, settings.detection)
+        k_data = _digest(sorted(str(Path(f).resolve()) for f in files), settings.cutouts, settings.detection,
+                         FEATURES)  # the dataset stores each exposure's descriptor
         steps.run("dataset", k_data, lambda: _built(build(files, data, settings, workers=schedule.workers)))
         s = schedule
         k1 = _digest(k_data, s.desom1_iterations, s.desom1_batch, s.desom1_max_cutouts, s.seed)
