@@ -23,7 +23,7 @@ from tqdm import tqdm
 from skyqa.service.archive.models import Exposure
 from skyqa.service.archive.store import Archive
 from skyqa.service.config import Settings
-from skyqa.service.web.app import create_web_app
+from skyqa.service.web.app import create_web_app, freeze_startup_heap
 
 TARGET_P95_MS = 300
 
@@ -76,6 +76,7 @@ def main() -> None:
     nights = build(url, args)
     settings = Settings(archive={"url": url}, previews={"location": args.out / "previews"})
     client = TestClient(create_web_app(settings))
+    freeze_startup_heap()  # as `skyqa web` does
     t, c = time.perf_counter(), time.process_time()
     client.get("/exposures/s0-0")  # loads the search index from the archive (and builds the ANN index)
     print(f"warm-up (search index from the archive): {time.perf_counter() - t:.1f} s wall, "

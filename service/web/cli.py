@@ -23,7 +23,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import uvicorn
 
-    from skyqa.service.web.app import create_web_app
+    from skyqa.service.web.app import create_web_app, freeze_startup_heap
 
-    uvicorn.run(create_web_app(args.settings), host=args.host, port=args.port, log_level="warning")
+    app = create_web_app(args.settings)
+    freeze_startup_heap()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
