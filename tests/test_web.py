@@ -73,6 +73,18 @@ def test_night_page_is_rendered_once_per_stamp(client: TestClient, settings) -> 
     assert 'data-exposure="late2"' in again and 'id="total">31<' in again
 
 
+def test_a_verdict_reprocessed_by_the_same_models_moves_the_stamp(client: TestClient, settings) -> None:  # noqa: ANN001
+    vector, _ = random_histovectors(1, seed=12)
+    archive = Archive(settings.archive.url)
+    archive.write([make_verdict("again1", vector[0], Label.RBT, minute=402)])
+    stamp = client.get(f"/nights/{NIGHT}/live").text.split('data-stamp="')[1].split('"')[0]
+    archive.write([make_verdict("again1", vector[0], Label.GOOD, minute=402)])  # same exposure, same models
+    fresh = client.get(f"/nights/{NIGHT}/live", params={"stamp": stamp})
+    assert fresh.status_code == 200
+    row = fresh.text.split('data-exposure="again1"')[1].split("</tr>")[0]
+    assert "Good" in row and "RBT" not in row
+
+
 def test_exposure_page_density_map_and_similar(client: TestClient) -> None:
     page = client.get("/exposures/e03").text
     assert "e03" in page and 'aria-label="25 x 25 density map"' in page and "no preview" in page

@@ -136,13 +136,15 @@ class Search:
                 "history": [{"verdict_id": h.id, "models": {"desom1": h.desom1_version, "desom2": h.desom2_version},
                              "label": h.label, "processed_at": h.processed_at.isoformat()} for h in history]}
 
-    def stamp(self, filters: Filters | None) -> tuple[int, int]:
-        """(count, highest verdict id) of the matching latest verdicts: changes whenever one lands (live pages)."""
-        stmt = select(func.count(), func.max(VerdictRow.id)).select_from(VerdictRow).join(
-            Exposure, Exposure.latest_verdict_id == VerdictRow.id)
+    def stamp(self, filters: Filters | None) -> tuple[int, int, str]:
+        """(count, highest verdict id, last archiving time) of the matching latest verdicts: changes whenever one
+        lands (live pages), also when an exposure is re-processed by the same models (its verdict row is updated in
+        place: same id; the exposure row's updated_at moves)."""
+        stmt = select(func.count(), func.max(VerdictRow.id), func.max(Exposure.updated_at)).select_from(
+            VerdictRow).join(Exposure, Exposure.latest_verdict_id == VerdictRow.id)
         with self.archive.engine.connect() as connection:
-            count, highest = connection.execute(stmt.where(*conditions(filters)) if filters else stmt).one()
-        return int(count), int(highest or 0)
+            count, highest, latest = connection.execute(stmt.where(*conditions(filters)) if filters else stmt).one()
+        return int(count), int(highest or 0), latest.isoformat() if latest else ""
 
     def cell_counts(self) -> dict[tuple[int, int], int]:
         """Latest verdicts per DESOM-2 cell (x, y): the map's member counts."""

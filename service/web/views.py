@@ -60,8 +60,8 @@ def night_view(search: Search, night: date, labels: list[Label], band: str | Non
 
 
 def night_stamp(search: Search, night: date) -> str:
-    count, highest = search.stamp(Filters(night=night))
-    return f"{count}-{highest}"
+    count, highest, latest = search.stamp(Filters(night=night))
+    return f"{count}-{highest}-{latest}"
 
 
 def exposure_view(search: Search, exposure_id: str) -> dict:
