@@ -40,7 +40,8 @@ bench-quality: env
 	$(PY) bench/quality.py --out $(OUT)/bench-quality $(BENCH_QUALITY_ARGS)
 
 # Issue 9 points 3-4 (background descriptor x background check, hard-pair probes) on the unseen site's archive
-# night that bench-quality simulates (never its test night); also `make bench-quality BENCH_QUALITY_ARGS="--ablations 480"`.
+# night that bench-quality simulates (never its test night), with the shipped DESOM-1; with B's site-trained DESOM-1:
+# `make bench-quality BENCH_QUALITY_ARGS="--protocols B --ablations"`.
 bench-ablations: env
 	$(PY) bench/ablations.py --archive $(OUT)/bench-quality/night-unseen-2-720-small --files 480 --work $(OUT)/ablation
 

@@ -4,7 +4,9 @@ descriptor is in the map, and where does the representation lose the hard pairs?
 Everything runs on an unseen-site ARCHIVE night (another seed of the family than the test night: nothing here
 touches the test night). One DESOM-1 and one set of per-exposure BMUs serve every arm; only DESOM-2 differs.
 
-Ablation (point 3): for each descriptor share (0 = the 625 bins alone), DESOM-2 is trained on the archive as
+Ablation (points 3 and 4): for each arm, a descriptor share (0 = the 625 bins alone) and the features it takes
+(`background`: the sky and detector features, `shape`: seeing, elongation, aligned ellipticity, `all`), DESOM-2
+is trained on the archive as
 `skyqa adapt` does (map sized to the archive, its schedule), named from `--labels` labelled archive exposures
 (stratified, the same for every arm) with adapt's label spreading and calibration, and scored on every other
 archive exposure (their truth stands in for an expert), with the version's background check on and off.
@@ -16,6 +18,9 @@ count per CCD limit a small camera?), the descriptor alone, and the physical met
 (FWHM, elongation: is the information in the data at all?). And, per arm, how many of each pair the map confuses.
 
     .venv/bin/python bench/ablations.py --archive out/bench-quality/night-unseen-2-720-small --files 480
+
+With `--adapt-work DIR` (a `skyqa adapt` work directory on that archive) its dataset and site-trained DESOM-1
+are used instead of building a dataset and taking the shipped DESOM-1.
 """
 
 from __future__ import annotations
@@ -32,12 +37,26 @@ from skyqa import shipped_models
 from skyqa.service.config import load_settings
 from skyqa.service.labels import Label
 from skyqa.service.modelrepo import resolve_version
+from skyqa.service.pipeline.descriptor import BACKGROUND_FEATURES, FEATURES, SHAPE_FEATURES
 from skyqa.service.pipeline.histovector import histo_vector
 from skyqa.service.scoring import binary_score, read_truth_labels
 from skyqa.service.search.representation import embed, fractions
 
 PAIRS = ((Label.BADFOCUS, Label.BSEEING), (Label.BT, Label.GOOD))
 PER_CCD = (100, 50, 25)
+FEATURE_GROUPS = {"background": BACKGROUND_FEATURES, "shape": SHAPE_FEATURES, "all": FEATURES}
+DEFAULT_ARMS = "0,0.25:background,0.25:all,1:all"
+
+
+def parse_arms(text: str) -> list[tuple[float, str]]:
+    """"0,0.25:background,1:all" -> [(0.0, "all"), (0.25, "background"), (1.0, "all")] (share 0 takes no features)."""
+    arms = []
+    for part in text.split(","):
+        share, _, group = part.partition(":")
+        if (group or "all") not in FEATURE_GROUPS:
+            raise ValueError(f"unknown feature group {group!r}: one of {sorted(FEATURE_GROUPS)}")
+        arms.append((float(share), group or "all"))
+    return arms
 
 
 def cpu_s() -> float:
@@ -120,7 +139,7 @@ def stratified(truth: dict[str, Label], n: int, seed: int) -> dict[str, Label]:
     return {ids[i]: truth[ids[i]] for i in sorted(chosen)}
 
 
-def arm(share: float, data: Path, desom1: Path, work: Path, vectors: tuple[list[str], np.ndarray],
+def arm(share: float, group: str, data: Path, desom1: Path, work: Path, vectors: tuple[list[str], np.ndarray],
         metrics: dict[str, dict], naming: dict[str, Label], held: dict[str, Label], grid: tuple[int, int],
         schedule, settings) -> dict:
     from skyqa.training import workflow
@@ -128,16 +147,16 @@ def arm(share: float, data: Path, desom1: Path, work: Path, vectors: tuple[list[
     from skyqa.training.curate import read_cells
     from skyqa.training.spread import Spreading, unlabelled_fraction
 
-    out = work / f"desom2-share-{share:g}"
+    out = work / (f"desom2-share-{share:g}" + (f"-{group}" if share > 0 else ""))
     start, cpu = time.perf_counter(), cpu_s()
     if not (out / "cells.csv").exists():
         workflow.train_desom2(data, desom1, out, schedule.desom2_iterations, schedule.desom2_batch, schedule.seed,
-                              grid, share, vectors)
+                              grid, share, vectors, FEATURE_GROUPS[group])
     cells = read_cells(out / "cells.csv")
     named = name_map(Spreading.of(np.load(out / "som_prototypes.npy"), grid), cells, metrics, naming, settings,
                      schedule.min_confidence, source="ablation naming sample")
     ids = sorted(held)
-    result = {"share": share, "wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(cpu_s() - cpu, 1),
+    result = {"share": share, "features": group, "wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(cpu_s() - cpu, 1),
               "unlabelled_cells": round(unlabelled_fraction(named.labels, cells)[0], 3)}
     for check in (False, True):
         said = verdicts(named, cells, metrics, ids, settings, check=check)
@@ -154,8 +173,8 @@ def arm(share: float, data: Path, desom1: Path, work: Path, vectors: tuple[list[
 
 
 def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, labels: int = 120,
-        shares: tuple[float, ...] = (0.0, 0.25, 1.0), desom2_iterations: int | None = None, workers: int = 2,
-        naming_seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict]:
+        arms: list[tuple[float, str]] | None = None, desom2_iterations: int | None = None, workers: int = 2,
+        naming_seeds: tuple[int, ...] = (0, 1, 2), adapt_work: Path | None = None) -> list[dict]:
     """Prints the hard-pair probes and the descriptor x background-check table; returns the arms' results."""
     from skyqa.service.pipeline.cli import expand
     from skyqa.training.adapt import map_shape
@@ -164,14 +183,18 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
 
     settings = load_settings(workers=1)
     schedule = Schedule(desom2_iterations=desom2_iterations or Schedule.desom2_iterations)
-    chosen = sorted(expand([archive]))[: files or None]
-    data = work / "archive-dataset"
     start, cpu = time.perf_counter(), cpu_s()
-    build(chosen, data, settings, workers=workers)
-    print(f"dataset: {len(chosen)} files, {time.perf_counter() - start:.0f} s wall, {cpu_s() - cpu:.0f} s CPU")
+    if adapt_work:
+        data, desom1 = adapt_work / "dataset", adapt_work / "desom1"
+    else:
+        chosen = sorted(expand([archive]))[: files or None]
+        data = work / "archive-dataset"
+        build(chosen, data, settings, workers=workers)
+        print(f"dataset: {len(chosen)} files, {time.perf_counter() - start:.0f} s wall, {cpu_s() - cpu:.0f} s CPU")
     desom1 = desom1 or resolve_version(shipped_models(), "desom1", "latest")[1]
     entries = read_manifest(data)
-    ids, bmus, weights = bmus_per_exposure(data, desom1 / "model.onnx", work / f"bmus-{desom1.name}.npz")
+    ids, bmus, weights = bmus_per_exposure(data, desom1 / "model.onnx",
+                                           work / f"bmus-{'adapt' if adapt_work else desom1.name}.npz")
     by_id = {e.exposure_id: e for e in entries}
     n_ccds = [by_id[i].n_ccds - len(by_id[i].dead_ccds) for i in ids]
     vectors = {k: subsampled(bmus, weights, n_ccds, k) for k in PER_CCD}
@@ -187,20 +210,20 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
     print(f"\n## Background descriptor x background check: DESOM-2 {grid[0]}x{grid[1]} trained on {len(ids)} archive "
           f"exposures, named from {labels} labelled ones (a stratified sample per naming seed), scored on all the "
           f"others (unlabelled = not Good; paper's convention, unlabelled ignored, in brackets)\n")
-    print("| descriptor share | naming seed | background check | accuracy | Good precision | Good recall | unlabelled | "
+    print("| descriptor share | features | naming seed | background check | accuracy | Good precision | Good recall | unlabelled | "
           "BadFocus->BSeeing | BT->Good | BGP->Good | Good->BGP | DESOM-2 CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = []
-    for share in shares:
+    for share, group in arms or parse_arms(DEFAULT_ARMS):
         for seed in naming_seeds:
             naming = stratified(truth, labels, seed=seed)
             held = {e: v for e, v in truth.items() if e not in naming}
-            r = arm(share, data, desom1, work, (ids, vectors[100]), metrics, naming, held, grid, schedule, settings)
+            r = arm(share, group, data, desom1, work, (ids, vectors[100]), metrics, naming, held, grid, schedule, settings)
             results.append(r | {"naming_seed": seed, "held_out": len(held)})
             for key in ("rule off", "rule on"):
                 s, c = r[key], r[key]["confused"]
                 ig = " / ".join(f"{v:.3f}" for v in s["ignored"])
-                print(f"| {share:g} | {seed} | {key.split()[1]} | {s['accuracy']:.3f} | {s['precision']:.3f} | "
+                print(f"| {share:g} | {group if share > 0 else '-'} | {seed} | {key.split()[1]} | {s['accuracy']:.3f} | {s['precision']:.3f} | "
                       f"{s['recall']:.3f} ({ig}) | {s['unlabelled']} | {c['BadFocus->BSeeing']} | {c['BT->Good']} | "
                       f"{c['BGP->Good']} | {c['Good->BGP']} | {r['cpu_s']} |")
     (work / "ablations.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
@@ -215,13 +238,15 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("out/ablation"))
     parser.add_argument("--desom1", type=Path, help="a DESOM-1 training directory (default: the shipped latest)")
     parser.add_argument("--labels", type=int, default=120)
-    parser.add_argument("--shares", default="0,0.25,1")
+    parser.add_argument("--arms", default=DEFAULT_ARMS,
+                        help="descriptor share[:features] per arm; features: " + ", ".join(FEATURE_GROUPS))
+    parser.add_argument("--adapt-work", type=Path, help="reuse this `skyqa adapt` work directory's dataset and DESOM-1")
     parser.add_argument("--desom2-iterations", type=int)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--naming-seeds", default="0,1,2", help="labelled samples the maps are named from")
     args = parser.parse_args()
-    run(args.archive, args.work, args.files, args.desom1, args.labels, tuple(float(s) for s in args.shares.split(",")),
-        args.desom2_iterations, args.workers, tuple(int(s) for s in args.naming_seeds.split(",")))
+    run(args.archive, args.work, args.files, args.desom1, args.labels, parse_arms(args.arms),
+        args.desom2_iterations, args.workers, tuple(int(s) for s in args.naming_seeds.split(",")), args.adapt_work)
 
 
 if __name__ == "__main__":

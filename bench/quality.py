@@ -166,8 +166,8 @@ def main() -> None:
     parser.add_argument("--protocols", default="AB", choices=["AB", "A", "B"],
                         help="on the unseen site: A (shipped models), B (after skyqa adapt), or both")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--ablations", type=int, metavar="N", default=0,
-                        help="issue 9 points 3-4 on the first N archive exposures (bench/ablations.py; 0: skip)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="issue 9 points 3-4 (bench/ablations.py) on B's archive, its dataset and DESOM-1")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -187,7 +187,7 @@ def main() -> None:
         if args.ablations:
             from ablations import run  # bench/ablations.py, beside this script
 
-            run(args.out / archive.dirname, args.out / "ablations", args.ablations, workers=args.workers)
+            run(args.out / archive.dirname, args.out / "ablations", workers=args.workers, adapt_work=repository.parent)
 
     print("\n== Summary (positive = Good)")
     head = f"{'n':>4} {'accuracy':>9} {'precision':>9} {'recall':>7}"

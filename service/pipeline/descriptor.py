@@ -54,6 +54,8 @@ FEATURES = (
     "elongation",  # log10(median a/b - 1 + 0.01)
     "aligned_ellipticity",  # log10(|mean e exp(2i theta)| + 0.003) over the high-S/N sources of every CCD
 )
+SHAPE_FEATURES = ("fwhm", "elongation", "aligned_ellipticity")
+BACKGROUND_FEATURES = tuple(f for f in FEATURES if f not in SHAPE_FEATURES)
 PERCENTILE = 80.0  # a problem on a fifth of the mosaic counts, one CCD's bright halo does not
 SATURATION_FRACTION = 0.9
 NOISE_ROWS = 16  # every 16th row for the white noise: ~0.02 CPU-s on a 4612 x 2048 CCD
