@@ -217,7 +217,7 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
     try:
         k_data = _digest(sorted(str(Path(f).resolve()) for f in files), settings.cutouts, settings.detection,
                          FEATURES)  # the dataset stores each exposure's descriptor
-        steps.run("dataset", k_data, lambda: _built(build(files, data, settings, workers=schedule.workers)))
+        steps.run("dataset", k_data, lambda: _built(build(files, data, settings, workers=schedule.workers)), data)
         s = schedule
         k1 = _digest(k_data, s.desom1_iterations, s.desom1_batch, s.desom1_max_cutouts, s.seed)
         steps.run("desom1", k1, lambda: workflow.train_desom1(data, d1, s.desom1_iterations, s.desom1_batch,

@@ -63,7 +63,8 @@ def build(files: Sequence[Path], root: Path, settings: Settings, workers: int, p
     done = {entry.file for entry in read_manifest(root)}
     todo = [Path(f) for f in files if str(Path(f).resolve()) not in done]
     inline = settings.model_copy(update={"workers": 1})  # parallel over exposures, not CCDs
-    shard_index = len({e.shard for e in read_manifest(root)})
+    shard_index = 1 + max((int(e.shard.removeprefix("shard-").removesuffix(".npz")) for e in read_manifest(root)),
+                          default=-1)  # after the highest: a resumed build never overwrites a shard
     with ProcessPoolExecutor(max_workers=workers) as pool, tqdm(total=len(todo), desc="dataset", unit="exp") as bar:
         for start in range(0, len(todo), per_shard):
             chunk = todo[start : start + per_shard]
