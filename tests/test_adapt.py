@@ -93,3 +93,28 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     assert verdict["cell_index"] == cells[verdict["exposure_id"]] and verdict["cell"][0] < 4 and verdict["cell"][1] < 4
     expected = label_map.label_of(verdict["cell_index"])
     assert verdict["label"] in (expected.value, Label.BGP.value)  # BGP only from the calibrated background check
+
+    # Other inputs (part of the archive): the dataset is rebuilt from them, not appended to the old one.
+    part = sorted(archive.glob("*.fits*"))[:10]
+    assert skyqa("adapt", *part, "--out", work, *TINY) == 0
+    entries = [json.loads(line) for line in (work / "dataset" / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(e["file"] for e in entries) == [str(p.resolve()) for p in part]
+    assert len({e["shard"] for e in entries}) == len(list((work / "dataset").glob("shard-*.npz")))
+
+
+def test_a_resumed_dataset_build_never_overwrites_a_shard(tmp_path: Path) -> None:
+    from skyqa.service.config import load_settings
+    from skyqa.training.dataset import build, read_manifest
+
+    assert skyqa("simulate", "--out", tmp_path / "night", "--n", 3, "--seed", 6, "--size", "tiny",
+                 "--no-progress") == 0
+    files = sorted((tmp_path / "night").glob("*.fits*"))
+    settings = load_settings(workers=1)
+    build(files[:1], tmp_path / "data", settings, workers=1, per_shard=1)
+    build(files[:2], tmp_path / "data", settings, workers=1, per_shard=1)
+    (tmp_path / "data" / "shard-00000.npz").unlink()  # a shard whose exposures all failed leaves a gap like this
+    lines = (tmp_path / "data" / "manifest.jsonl").read_text().splitlines()
+    (tmp_path / "data" / "manifest.jsonl").write_text(lines[1] + "\n")
+    entries = build(files, tmp_path / "data", settings, workers=1, per_shard=1)
+    assert [e.shard for e in entries] == ["shard-00001.npz", "shard-00002.npz", "shard-00003.npz"]
+    assert len(read_manifest(tmp_path / "data")) == 3
