@@ -184,6 +184,7 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
     settings = load_settings(workers=1)
     schedule = Schedule(desom2_iterations=desom2_iterations or Schedule.desom2_iterations)
     start, cpu = time.perf_counter(), cpu_s()
+    work.mkdir(parents=True, exist_ok=True)
     if adapt_work:
         data, desom1 = adapt_work / "dataset", adapt_work / "desom1"
     else:
