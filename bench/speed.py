@@ -205,8 +205,8 @@ def child_classify(exposures: list[Path], cold: bool) -> dict:
 
     stage_cpu: dict[str, float] = {}
 
-    def recording(path: Path, settings: object, *args: object) -> object:  # instrumentation: per-stage CPU seconds
-        prepared = prepare_exposure(path, settings, *args)
+    def recording(path: Path, settings: object, *args: object, **kwargs: object) -> object:  # per-stage CPU seconds
+        prepared = prepare_exposure(path, settings, *args, **kwargs)
         stage_cpu.clear()
         stage_cpu.update(prepared.cpu_s)
         return prepared
