@@ -73,17 +73,24 @@ def test_cut_tile_data_is_unreadable(tmp_path, integer):
     assert err.value.reason == "unreadable"
 
 
-def test_corrupt_rice_tile_is_unreadable(tmp_path):
-    """Garbage in a tile's bytes: the decoder's error becomes `unreadable`, never a crash or wrong pixels."""
+@pytest.mark.parametrize("where", ["tile bytes", "descriptor"])
+def test_corrupt_rice_tile_is_unreadable(tmp_path, where):
+    """Garbage in a tile's bytes, or a tile size past the end of the file: `unreadable`, never a crash, a
+    gigabyte-sized read or wrong pixels."""
     path = _retile(write_exposure(tmp_path / "e.fits", n_ccds=1, shape=(64, 48), compress=False, integer=True),
                    tmp_path / "e.fits.fz", 1)
     info = describe_exposure(path)[1][0]
     with fits.open(path, disable_image_compression=True) as hdul:
         header = hdul[info.hdu_index].header
-        heap = hdul[info.hdu_index].fileinfo()["datLoc"] + header.get("THEAP", header["NAXIS1"] * header["NAXIS2"])
+        table = hdul[info.hdu_index].fileinfo()["datLoc"]
+        heap = table + header.get("THEAP", header["NAXIS1"] * header["NAXIS2"])
     with path.open("r+b") as f:
-        f.seek(heap)
-        f.write(b"\xff" * 4000)
+        if where == "tile bytes":
+            f.seek(heap)
+            f.write(b"\xff" * 4000)
+        else:
+            f.seek(table)  # the first tile's (size, offset) descriptor
+            f.write((2**31 - 1).to_bytes(4, "big"))
     with pytest.raises(ExposureError) as err:
         read_ccd(path, info, slice(0, 10))
     assert err.value.reason == "unreadable"

@@ -25,7 +25,6 @@ except ImportError:  # another astropy layout: every HDU goes through cfitsio
     decompress_rice_1_c = None
 
 _DESCRIPTOR = re.compile(r"1?([PQ])B(\(\d+\))?")  # variable-length byte array: 32-bit (P) or 64-bit (Q) descriptors
-_MAX_GAP = 1 << 16  # tiles this close in the heap are fetched with one read
 
 
 @dataclass(frozen=True)
@@ -79,27 +78,29 @@ def row_tiles(fd: int, header: fits.Header, data_offset: int) -> RowTiles | None
     if len(table) != n_tiles * row_bytes:
         raise EOFError(f"tile table cut: {len(table)} of {n_tiles * row_bytes} bytes")
     pairs = np.frombuffer(table, f">i{item}").reshape(n_tiles, 2).astype(np.int64)
-    return RowTiles(heap=data_offset + header.get("THEAP", n_tiles * row_bytes), sizes=pairs[:, 0],
-                    offsets=pairs[:, 1], tile_rows=tile_rows, shape=(rows, width),
+    heap = data_offset + header.get("THEAP", n_tiles * row_bytes)
+    sizes, offsets = pairs[:, 0], pairs[:, 1]
+    if (sizes <= 0).any() or (offsets < 0).any() or heap + (offsets + sizes).max() > os.fstat(fd).st_size:
+        raise EOFError("tile descriptors point outside the file (cut or corrupt)")  # before any read is sized by them
+    return RowTiles(heap=heap, sizes=sizes, offsets=offsets, tile_rows=tile_rows, shape=(rows, width),
                     blocksize=_setting(header, "BLOCKSIZE", 32), zero=float(zero))
 
 
 def _compressed(fd: int, tiles: RowTiles, wanted: np.ndarray) -> dict[int, bytes]:
-    """Each wanted tile's bytes, tiles near each other in the heap fetched in one read."""
+    """Each wanted tile's bytes, tiles that follow each other in the heap fetched in one read (a read over the
+    gaps between the preview's strided rows would cost more than one read per row: 10.7 against 7.5 ms a CCD)."""
     found: dict[int, bytes] = {}
     order = wanted[np.argsort(tiles.offsets[wanted], kind="stable")]
     i = 0
     while i < len(order):
         j, end = i + 1, tiles.offsets[order[i]] + tiles.sizes[order[i]]
-        while j < len(order) and 0 <= tiles.offsets[order[j]] - end <= _MAX_GAP:
-            end = max(end, tiles.offsets[order[j]] + tiles.sizes[order[j]])
+        while j < len(order) and tiles.offsets[order[j]] == end:
+            end += tiles.sizes[order[j]]
             j += 1
         start = int(tiles.offsets[order[i]])
         chunk = memoryview(os.pread(fd, int(end) - start, tiles.heap + start))
         for t in order[i:j]:
             at = int(tiles.offsets[t]) - start
-            if at + tiles.sizes[t] > len(chunk):
-                raise EOFError(f"tile {t} cut: the file ends inside its bytes")
             found[int(t)] = chunk[at : at + int(tiles.sizes[t])].tobytes()
         i = j
     return found
