@@ -94,3 +94,20 @@ def test_corrupt_rice_tile_is_unreadable(tmp_path, where):
     with pytest.raises(ExposureError) as err:
         read_ccd(path, info, slice(0, 10))
     assert err.value.reason == "unreadable"
+
+
+@pytest.mark.parametrize("tile_rows", [1, 32])
+def test_signed_rice_rows_with_a_partial_last_tile(tmp_path, tile_rows):
+    """int16 without BZERO (negative values) and a last tile shorter than the others decode like astropy."""
+    data = np.random.default_rng(2).integers(-3000, 3000, (50, 40)).astype(np.int16)
+    path = tmp_path / "s.fits.fz"
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, compression_type="RICE_1",
+                                                       tile_shape=(tile_rows, 40))]).writeto(path)
+    info = describe_exposure(path)[1][0]
+    with open_exposure(path) as exposure:
+        whole, tail = read_rows(exposure, info, [None, slice(31, 50)])
+        sampled = read_sampled_rows(exposure, info, [0, 33, 49])
+        assert exposure.row_tiles(info.hdu_index) is not None
+    np.testing.assert_array_equal(whole, data.astype(np.float32))
+    np.testing.assert_array_equal(tail, data[31:].astype(np.float32))
+    np.testing.assert_array_equal(sampled, data[[0, 33, 49]].astype(np.float32))
