@@ -107,23 +107,22 @@ def _compressed(fd: int, tiles: RowTiles, wanted: np.ndarray) -> dict[int, bytes
 
 
 def read_rows(fd: int, tiles: RowTiles, rows: Sequence[int] | np.ndarray, columns: slice) -> np.ndarray:
-    """Image rows `rows`, columns `columns`, as float32 (BZERO applied; exact for 16-bit integers). A tile is
-    decoded once per run of consecutive `rows` inside it: pass rows sorted."""
+    """Image rows `rows` (any order), columns `columns`, as float32 (BZERO applied; exact for 16-bit integers).
+
+    Each tile holding a wanted row is decoded once, into one buffer, and the rows are gathered from it in one
+    numpy call (a Python loop per row cost ~11 us a row, a third of the decoding)."""
     rows = np.asarray(rows, np.int64)
     if rows.size and (rows.min() < 0 or rows.max() >= tiles.shape[0]):
         raise IndexError(f"rows outside 0..{tiles.shape[0] - 1}")
-    out = np.empty((len(rows), len(range(tiles.shape[1])[columns])), np.float32)
-    tile_of = rows // tiles.tile_rows
-    data = _compressed(fd, tiles, np.unique(tile_of))
-    last, pixels, first = -1, None, 0
-    for i, (row, t) in enumerate(zip(rows.tolist(), tile_of.tolist(), strict=True)):
-        if t != last:
-            first = t * tiles.tile_rows
-            n = min(tiles.tile_rows, tiles.shape[0] - first)
-            pixels = np.frombuffer(decompress_rice_1_c(data[t], tiles.blocksize, 2, n * tiles.shape[1]),
-                                   np.int16).reshape(n, tiles.shape[1])
-            last = t
-        out[i] = pixels[row - first, columns]
+    wanted, which = np.unique(rows // tiles.tile_rows, return_inverse=True)
+    data = _compressed(fd, tiles, wanted)
+    heights = np.minimum(tiles.tile_rows, tiles.shape[0] - wanted * tiles.tile_rows)
+    width = tiles.shape[1]
+    decoded = b"".join(decompress_rice_1_c(data[t], tiles.blocksize, 2, n * width)
+                       for t, n in zip(wanted.tolist(), heights.tolist(), strict=True))
+    first_row = np.concatenate([[0], np.cumsum(heights)[:-1]])  # of each wanted tile in `decoded`
+    index = first_row[which] + rows - wanted[which] * tiles.tile_rows
+    out = np.frombuffer(decoded, np.int16).reshape(-1, width)[index, columns].astype(np.float32)
     if tiles.zero:
         out += np.float32(tiles.zero)
     return out
