@@ -64,7 +64,7 @@ def row_tiles(fd: int, header: fits.Header, data_offset: int) -> RowTiles | None
         and isinstance(width, int) and isinstance(rows, int) and isinstance(tile_rows, int)
         and min(width, rows, tile_rows) > 0
         and _setting(header, "BYTEPIX", 2) == 2 and (_setting(header, "BLOCKSIZE", 32) or 0) > 0
-        and "ZBLANK" not in header and "BLANK" not in header and "ZQUANTIZ" not in header
+        and not any(key in header for key in ("ZBLANK", "BLANK", "ZQUANTIZ", "ZSCALE", "ZZERO"))
         and header.get("BSCALE", 1) == 1
     )
     zero = header.get("BZERO", 0)
