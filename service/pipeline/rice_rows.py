@@ -122,7 +122,10 @@ def read_rows(fd: int, tiles: RowTiles, rows: Sequence[int] | np.ndarray, column
                        for t, n in zip(wanted.tolist(), heights.tolist(), strict=True))
     first_row = np.concatenate([[0], np.cumsum(heights)[:-1]])  # of each wanted tile in `decoded`
     index = first_row[which] + rows - wanted[which] * tiles.tile_rows
-    out = np.frombuffer(decoded, np.int16).reshape(-1, width)[index, columns].astype(np.float32)
+    pixels = np.frombuffer(decoded, np.int16).reshape(-1, width)
+    if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):  # a band: no gather copy
+        index = slice(int(index[0]), int(index[0]) + len(index))
+    out = pixels[index, columns].astype(np.float32)
     if tiles.zero:
         out += np.float32(tiles.zero)
     return out
