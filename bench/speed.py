@@ -205,8 +205,8 @@ def child_classify(exposures: list[Path], cold: bool) -> dict:
 
     stage_cpu: dict[str, float] = {}
 
-    def recording(path: Path, settings: object, *args: object) -> object:  # instrumentation: per-stage CPU seconds
-        prepared = prepare_exposure(path, settings, *args)
+    def recording(path: Path, settings: object, *args: object, **kwargs: object) -> object:  # per-stage CPU seconds
+        prepared = prepare_exposure(path, settings, *args, **kwargs)
         stage_cpu.clear()
         stage_cpu.update(prepared.cpu_s)
         return prepared
@@ -474,6 +474,7 @@ def report(runs: list[DensityRuns], workers: int, load: tuple[float, float]) -> 
         "warm calls = the classifier kept across exposures as the daemon keeps it; the first call also starts the",
         "forkserver and its workers. SExtractor path ends at normalised cutouts (no DESOM) and decompresses each",
         "CCD to a temporary plain FITS (SExtractor cannot read RICE tiles). RSS: sum over the process tree.",
+        "desom1 runs on each chunk of CCDs while the workers prepare the next: its wall is inside preprocess wall.",
     ]
     return "\n".join(lines)
 

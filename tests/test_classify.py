@@ -53,6 +53,24 @@ def test_reprocessing_gives_the_same_verdict(classifier: Classifier, tmp_path: P
     assert classifier.classify(path).deterministic_dump() == classifier.classify(path).deterministic_dump()
 
 
+def test_desom1_on_chunks_while_the_workers_go_on_gives_the_same_verdict(classifier: Classifier, repo: Path,
+                                                                         tmp_path: Path) -> None:
+    """With 2 workers DESOM-1 runs chunk by chunk during preprocessing: same histo-vector and cell as in one go."""
+    path = write_exposure(tmp_path / "e.fits.fz", n_ccds=6, shape=(300, 200), seed=5)
+    settings = load_settings(workers=2)
+    settings.models.repository = repo
+    pooled = Classifier(settings)
+    try:
+        verdict = pooled.classify(path)
+    finally:
+        pooled.close()
+    prepared = prepare_exposure(path, load_settings(workers=1))
+    bmus, _ = classifier.desom1.predict(prepared.cutouts)
+    expected = np.rint(np.bincount(bmus, minlength=625) * prepared.weight / len(bmus)).astype(int)
+    assert verdict.histovector == expected.tolist()
+    assert verdict.deterministic_dump() == classifier.classify(path).deterministic_dump()
+
+
 def test_no_sources_gives_a_well_defined_unusable_verdict(classifier: Classifier, tmp_path: Path) -> None:
     verdict = classifier.classify(write_exposure(tmp_path / "empty.fits", stars=None, compress=False))
     assert verdict.label is Label.UNLABELLED and verdict.usable is False

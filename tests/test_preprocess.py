@@ -75,6 +75,15 @@ def test_deterministic_across_runs_and_workers(exposure):
     assert not np.array_equal(one.cutouts, other_seed.cutouts)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_chunks_of_cutouts_are_handed_over_in_file_order(exposure, workers):
+    """What DESOM-1 sees chunk by chunk while the workers go on is exactly the exposure's cutouts."""
+    chunks = []
+    prepared = prepare_exposure(exposure, settings(workers=workers), on_cutouts=chunks.append)
+    assert len(chunks) == (1 if workers == 1 else 2)  # 3 CCDs in chunks of one (a dead CCD hands over nothing)
+    np.testing.assert_array_equal(np.concatenate(chunks), prepared.cutouts)
+
+
 def test_ccd_seed_is_stable():
     assert ccd_seed(0, "123", "ccd00") == ccd_seed(0, "123", "ccd00") == 8243648870576414565
     assert ccd_seed(0, "123", "ccd01") != ccd_seed(0, "123", "ccd00")

@@ -65,21 +65,31 @@ class Classifier:
         self.previews = PreviewStore(settings.previews.location) if settings.previews.enabled else None
 
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict:
-        """Raises skyqa.service.pipeline.exposure.ExposureError (with a machine-readable reason) for unusable files."""
+        """Raises skyqa.service.pipeline.exposure.ExposureError (with a machine-readable reason) for unusable files.
+
+        DESOM-1 runs on each chunk of CCDs' cutouts as soon as the workers hand it over, while they prepare the
+        next chunks (timings: `desom1` is inside `prepare_wall`); the histo-vector only counts best-matching units,
+        so the order does not matter."""
         start = time.perf_counter()
         preview_side = self.settings.previews.max_side if self.previews else None
-        prepared = prepare_exposure(Path(path), self.settings, preview_side)
+        bmus: list[np.ndarray] = []
+        desom1_s = 0.0
+
+        def desom1(cutouts: np.ndarray) -> None:
+            nonlocal desom1_s
+            t = time.perf_counter()
+            bmus.append(self.desom1.predict(cutouts)[0])
+            desom1_s += time.perf_counter() - t
+
+        prepared = prepare_exposure(Path(path), self.settings, preview_side, on_cutouts=desom1)
         timings = dict(prepared.timings)
         self._write_preview(exposure_id or prepared.exposure_id, prepared, timings)
         if len(prepared.cutouts) == 0:
             return self._verdict(prepared, exposure_id, np.zeros(DESOM1_NODES, np.int64), None, timings, start)
+        timings["desom1"] = desom1_s
 
         t = time.perf_counter()
-        bmus, _ = self.desom1.predict(prepared.cutouts)
-        timings["desom1"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        vector = histo_vector(bmus, prepared.weight, n_nodes=DESOM1_NODES)
+        vector = histo_vector(np.concatenate(bmus), prepared.weight, n_nodes=DESOM1_NODES)
         features = self.curation.input.transform(vector[None, :], prepared.descriptor[None, :])
         timings["histovector"] = time.perf_counter() - t
 

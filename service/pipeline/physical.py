@@ -34,6 +34,9 @@ DEFAULT_PIXEL_SCALE = 0.187  # arcsec/pixel, MegaCam
 SATURATION_FRACTION = 0.9
 MIN_SNR = 30.0
 MAX_SHAPE_SOURCES = 100  # brightest good sources measured per CCD (or band): plenty for a median, ~10 ms
+# Sub-pixel sampling of the aperture edge in flux_radius: 3 x 3 costs half of 5 x 5 (100 sources: 12 against 25 ms
+# a band, ~0.3 CPU-s a full exposure); the exposure FWHM moved by -0.16% (ordinary) and +0.01% (crowded field).
+FLUX_RADIUS_SUBPIX = 3
 STRUCTURE_PERCENTILE = 80.0
 
 
@@ -68,7 +71,7 @@ def measure_sources(sub: np.ndarray, objects: np.ndarray, level: float, rms: flo
     fwhm = np.zeros(0)
     if src.size:
         rmax = np.clip(6.0 * src["a"], 3.0, 50.0)
-        radius, flags = sep.flux_radius(sub, src["x"], src["y"], rmax, 0.5, subpix=5)
+        radius, flags = sep.flux_radius(sub, src["x"], src["y"], rmax, 0.5, subpix=FLUX_RADIUS_SUBPIX)
         fwhm = 2.0 * radius[(flags == 0) & np.isfinite(radius) & (radius > 0)]
     return SourceMeasures(
         n_detected=len(objects),

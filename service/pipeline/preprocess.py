@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -232,18 +233,26 @@ def shutdown_pool() -> None:
         _pool = None
 
 
-def _run_ccds(path: str, ccds: list[CCDInfo], exposure: str, settings: Settings,
-              preview_bin: int | None = None) -> list[_CCDResult]:
-    """All CCDs' results in file order: inline for one worker, else in chunks spread over the pool."""
+def _run_ccds(path: str, ccds: list[CCDInfo], exposure: str, settings: Settings, preview_bin: int | None = None,
+              on_chunk: Callable[[list[_CCDResult]], None] = lambda chunk: None) -> list[_CCDResult]:
+    """All CCDs' results in file order: inline for one worker, else in chunks spread over the pool. `on_chunk` gets
+    each chunk's results as soon as it and those before it are done, while the workers go on with the rest."""
     args = (exposure, settings.seed, settings.detection, settings.cutouts, preview_bin)
     n_chunks = min(len(ccds), settings.workers * CHUNKS_PER_WORKER)
     if settings.workers == 1 or n_chunks == 1:
-        return _process_ccds(path, ccds, *args)
+        results = _process_ccds(path, ccds, *args)
+        on_chunk(results)
+        return results
     bounds = np.linspace(0, len(ccds), n_chunks + 1).round().astype(int)
     pool = _executor(settings.workers)
     futures = [pool.submit(_process_ccds, path, ccds[lo:hi], *args) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    results = []
     try:
-        return [result for f in futures for result in f.result()]
+        for f in futures:
+            chunk = f.result()
+            on_chunk(chunk)
+            results += chunk
+        return results
     except BrokenProcessPool:  # a worker died (e.g. OOM-killed): start afresh next time
         shutdown_pool()
         raise
@@ -267,10 +276,14 @@ def _mosaic(factor: int, all_ccds: list[CCDInfo], ccds: list[CCDInfo], results: 
                   (max(c.shape[0] for c in all_ccds), max(c.shape[1] for c in all_ccds)))
 
 
-def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: int | None = None) -> PreparedExposure:
+def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: int | None = None,
+                     on_cutouts: Callable[[np.ndarray], None] | None = None) -> PreparedExposure:
     """Cutouts, W and metrics of one exposure, and with `preview_side` the binned CCDs of a focal-plane preview of
     at most that many pixels a side. Raises ExposureError for unreadable files and when no CCD is usable (all dead
-    or too small); an exposure without any detection gets 0 cutouts (the classifier decides)."""
+    or too small); an exposure without any detection gets 0 cutouts (the classifier decides).
+
+    `on_cutouts` is called with the cutouts of each chunk of CCDs (in file order, together `cutouts`) as soon as
+    the chunk is done, so DESOM-1 can run on them while the workers prepare the next chunks."""
     start = time.perf_counter()
     path = os.fspath(path)
     primary, all_ccds = describe_exposure(path, settings.limits)
@@ -279,7 +292,12 @@ def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: 
     ccds = [info for info in all_ccds if too_small(info, settings.cutouts) is None]
     sections, shapes = [c.detsec for c in all_ccds], [c.shape for c in all_ccds]
     preview_bin = None if preview_side is None else bin_factor(sections, shapes, preview_side)
-    results = _run_ccds(path, ccds, exposure, settings, preview_bin) if ccds else []
+    def chunk_done(chunk: list[_CCDResult]) -> None:
+        cutouts = [r.cutouts for r in chunk if not r.dead]
+        if on_cutouts is not None and cutouts:
+            on_cutouts(np.concatenate(cutouts))
+
+    results = _run_ccds(path, ccds, exposure, settings, preview_bin, chunk_done) if ccds else []
     live = [r for r in results if not r.dead]
     if not live:
         raise ExposureError("no_usable_ccd", f"{path}: none of {len(all_ccds)} CCDs is usable "
