@@ -145,7 +145,7 @@ def arm(share: float, group: str, data: Path, desom1: Path, work: Path, vectors:
     from skyqa.training import workflow
     from skyqa.training.adapt import name_map, verdicts
     from skyqa.training.curate import read_cells
-    from skyqa.training.spread import Spreading, unlabelled_fraction
+    from skyqa.training.spread import unlabelled_fraction
 
     out = work / (f"desom2-share-{share:g}" + (f"-{group}" if share > 0 else ""))
     start, cpu = time.perf_counter(), cpu_s()
@@ -153,8 +153,8 @@ def arm(share: float, group: str, data: Path, desom1: Path, work: Path, vectors:
         workflow.train_desom2(data, desom1, out, schedule.desom2_iterations, schedule.desom2_batch, schedule.seed,
                               grid, share, vectors, FEATURE_GROUPS[group])
     cells = read_cells(out / "cells.csv")
-    named = name_map(Spreading.of(np.load(out / "som_prototypes.npy"), grid), cells, metrics, naming, settings,
-                     schedule.min_confidence, source="ablation naming sample")
+    named = name_map(np.load(out / "som_prototypes.npy"), grid, cells, metrics, naming, settings,
+                     schedule.min_confidence, "ablation naming sample", schedule.seed)
     ids = sorted(held)
     result = {"share": share, "features": group, "wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(cpu_s() - cpu, 1),
               "unlabelled_cells": round(unlabelled_fraction(named.labels, cells)[0], 3)}
