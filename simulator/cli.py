@@ -22,10 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True, help="night seed (same seed, same pixels)")
     parser.add_argument("--size", default="small",
                         help="full (36 x 4612x2048), small (36 x 1024x512), tiny (4 x 512x512) or N,NY,NX; "
-                             "a named size is the site's camera's (unseen: 24 x 2048x3072, 24 x 512x768, 4 x 384x640)")
+                             "a named size is the site's camera's (unseen: 24 x 2048x3072, 24 x 512x768, 4 x 384x640; "
+                             "randomised: each exposure's drawn camera's, small 5-7 Mpix)")
     parser.add_argument("--site", default="cfht", choices=sorted(SITES),
-                        help="camera and sky: cfht (what the shipped models were trained on) or unseen "
-                             "(the unseen-site benchmark: nothing is trained or tuned on it)")
+                        help="camera and sky: cfht (the project's simulator), randomised (a camera and sky drawn "
+                             "per exposure: the shipped models' archive) or unseen (the unseen-site benchmark: "
+                             "nothing is trained or tuned on it)")
     parser.add_argument("--classes", type=_classes, default=None,
                         help="class weights, e.g. Good=0.5,BT=0.1,RBT=0.1,BSeeing=0.1,BadFocus=0.1,BGP=0.1")
     parser.add_argument("--dead-ccd-rate", type=float, default=0.05, help="fraction of exposures with a dead CCD")

@@ -26,7 +26,7 @@ def simulate_one(out_dir: Path, night_seed: int, index: int, exposure_seed: int,
                  dead_ccd_rate: float, compress: bool, label: str | None = None,
                  tile_rows: int = TILE_ROWS, site: str = DEFAULT_SITE) -> dict[str, str]:
     """Render and write exposure `index` of the night (of class `label`, else drawn); returns its truth row."""
-    where = get_site(site)
+    where = get_site(site).for_exposure(exposure_seed)
     geometry = where.geometry(size)
     rng = np.random.default_rng(exposure_seed)
     drawn = draw_label(rng, classes)
@@ -60,7 +60,7 @@ def simulate_night(out_dir: Path, n: int, seed: int, size: str | tuple[int, int,
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    get_site(site).geometry(size)  # fail early on a bad site or size
+    get_site(site).for_exposure(0).geometry(size)  # fail early on a bad site or size (size names: every camera's)
     seeds = exposure_seeds(seed, n, site)
     forced = sorted(k for k, v in (classes or DEFAULT_CLASSES).items() if v > 0) if every_class else []
     labels = [forced[i] if i < len(forced) else None for i in range(n)]

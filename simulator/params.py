@@ -172,8 +172,9 @@ def draw_params(
     site: Site | None = None,
 ) -> ExposureParams:
     """Draw a random exposure of class `label` (a BGP `subtype` may be forced) under `site`'s sky
-    (default: the simulator the shipped models were trained on)."""
-    sky = site.sky if site else SkyModel()
+    (default: the simulator the shipped models were trained on; a site that draws a sky per exposure, the
+    draw for `seed`)."""
+    sky = site.for_exposure(seed).sky if site else SkyModel()
     label = str(Label(label))
     if label not in CLASSES:
         raise ValueError(f"cannot simulate label {label!r}")

@@ -1,5 +1,6 @@
 """Sites: a camera and a sky. `cfht` is the simulator the shipped models were trained on; `unseen` is a
-second configuration that nothing is trained, calibrated or tuned on (the unseen-site benchmark).
+second configuration that nothing is trained, calibrated or tuned on (the unseen-site benchmark);
+`randomised` draws a camera and a sky for every exposure (skyqa.simulator.randomised), for training archives.
 
 The unseen site differs in every respect an observatory's archive would: camera (24 landscape CCDs in a
 4 x 6 grid, 0.263"/px, a smaller central obscuration (donuts with smaller holes), higher gain and
@@ -12,12 +13,15 @@ numbers never collide with the default site's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
 from skyqa.simulator.mosaic import Camera, Mosaic, layout
 from skyqa.simulator.params import DEFAULT_SITE, EXPNUM_BASE, ExposureParams, Geometry, SkyModel
+from skyqa.simulator.randomised import draw_camera_and_sky
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class Site:
     sky: SkyModel = field(default_factory=SkyModel)
     expnum_base: int = EXPNUM_BASE
     seed_family: int | None = None  # None: night seeds used as given (the default site's historic nights)
+    # Draws each exposure's camera and sky (then `camera` and `sky` are unused); None: one camera and sky.
+    draw: Callable[[np.random.Generator], tuple[Camera, SkyModel]] | None = None
 
     def geometry(self, size: str | tuple[int, int, int] | Geometry) -> Geometry:
         return self.camera.geometry(size)
@@ -37,6 +43,11 @@ class Site:
     def seed_sequence(self, night_seed: int) -> np.random.SeedSequence:
         """The night's root seed: a site's own family, so equal seeds at two sites give unrelated nights."""
         return np.random.SeedSequence(night_seed if self.seed_family is None else [self.seed_family, night_seed])
+
+    def for_exposure(self, exposure_seed: int) -> Site:
+        """The camera and sky of the exposure with this seed (`ExposureParams.seed`): the site's own, or its draw
+        from a stream of its own (the exposure's pixels keep theirs), so the truth's seed reproduces it."""
+        return self if self.draw is None else _drawn(self.name, exposure_seed)
 
 
 UNSEEN_CAMERA = Camera(
@@ -76,6 +87,7 @@ UNSEEN_SKY = SkyModel(
 SITES: dict[str, Site] = {
     DEFAULT_SITE: Site(DEFAULT_SITE),
     "unseen": Site("unseen", UNSEEN_CAMERA, UNSEEN_SKY, expnum_base=21_000_000, seed_family=20_261_129),
+    "randomised": Site("randomised", expnum_base=31_000_000, seed_family=20_261_130, draw=draw_camera_and_sky),
 }
 
 
@@ -85,5 +97,13 @@ def get_site(name: str) -> Site:
     return SITES[name]
 
 
+@lru_cache(maxsize=64)
+def _drawn(name: str, exposure_seed: int) -> Site:
+    site = get_site(name)
+    assert site.draw is not None
+    camera, sky = site.draw(np.random.default_rng([site.seed_family or 0, exposure_seed]))
+    return replace(site, camera=camera, sky=sky, draw=None)
+
+
 def site_of(p: ExposureParams) -> Site:
-    return get_site(p.site)
+    return get_site(p.site).for_exposure(p.seed)
