@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from skyqa.simulator.mosaic import Camera
-from skyqa.simulator.params import SkyModel
+from skyqa.simulator.params import SkyModel, _log_uniform
 
 # name: (full geometry, its grid columns, small geometry, its grid columns); tiny is 4 chips of half the small's
 LAYOUTS: dict[str, tuple[tuple[int, int, int], int, tuple[int, int, int], int]] = {
@@ -56,10 +56,6 @@ LAYOUTS: dict[str, tuple[tuple[int, int, int], int, tuple[int, int, int], int]] 
 REFERENCE_DARK_SKY = {"u": 22.5, "g": 21.9, "r": 21.1, "i": 20.4, "z": 19.6}  # mag / arcsec^2
 REFERENCE_MIRROR_M = 3.58  # the reference zero points' telescope (CFHT)
 REFERENCE_GAIN = 1.65  # e- / ADU of the reference zero points
-
-
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
 def _oriented(shape: tuple[int, int, int], landscape: bool) -> tuple[int, int, int]:
