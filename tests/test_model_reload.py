@@ -20,6 +20,7 @@ from skyqa.service.config import Settings
 from skyqa.service.curation.edits import record_edit
 from skyqa.service.curation.publish import publish_edits
 from skyqa.service.labels import Label
+from skyqa.service.modelrepo import versions
 from skyqa.service.pipeline.classify import Classifier
 from skyqa.service.previews.store import PreviewStore
 from skyqa.service.stream.reload import ReloadingClassifier
@@ -28,6 +29,11 @@ from tests.fits_factory import write_exposure
 from tests.kafka_fixture import free_port
 
 pytestmark = pytest.mark.slow
+
+
+def _latest(repo: Path) -> int:
+    """The shipped DESOM-2 version served by default (the highest numbered)."""
+    return versions(repo, "desom2")[-1]
 
 
 def _reloads(outcome: str) -> float:
@@ -46,6 +52,7 @@ def _wait_for(path: Path, timeout_s: float = 300) -> dict:
 def test_the_daemon_serves_a_version_published_while_it_runs(tmp_path: Path) -> None:
     repo, watch = tmp_path / "models", tmp_path / "incoming"
     shutil.copytree(shipped_models(), repo)
+    latest = _latest(repo)
     url = f"sqlite:///{tmp_path / 'archive.db'}"
     settings = Settings(archive={"url": url}, workers=1, models={"repository": repo},
                         previews={"location": tmp_path / "previews"},
@@ -71,8 +78,8 @@ def test_the_daemon_serves_a_version_published_while_it_runs(tmp_path: Path) -> 
     finally:
         stop.set()
         daemon.join(120)
-    assert first["models"]["desom2"] == "2" and published.version == "3"
-    assert second["models"]["desom2"] == "3" and second["cell_index"] == cell
+    assert first["models"]["desom2"] == str(latest) and published.version == str(latest + 1)
+    assert second["models"]["desom2"] == str(latest + 1) and second["cell_index"] == cell
     assert second["label"] == new_label.value
     assert _reloads("reloaded") == reloaded_before + 1
     store = PreviewStore(tmp_path / "previews")  # the daemon writes each exposure's focal-plane preview
@@ -85,21 +92,23 @@ def test_a_broken_version_keeps_the_old_models_and_sighup_asks_for_a_check(tmp_p
     settings = Settings(workers=1, models={"repository": repo}, serve={"model_reload_interval_s": None})
     exposure = write_exposure(tmp_path / "e.fits.fz", n_ccds=2, shape=(300, 200), expnum=7, seed=2)
     classifier = ReloadingClassifier(settings, Classifier)
-    broken = repo / "desom2" / "3"
-    shutil.copytree(repo / "desom2" / "2", broken)
+    latest = _latest(repo)
+    broken = repo / "desom2" / str(latest + 1)
+    shutil.copytree(repo / "desom2" / str(latest), broken)
+    lineage = (broken / "lineage.json").read_text()
     (broken / "lineage.json").write_text(json.dumps({"desom1_version": "9"}))  # trained on a DESOM-1 not there
     failed_before = _reloads("failed")
 
-    assert classifier.classify(exposure).models.desom2 == "2"  # no interval: nothing looked for
+    assert classifier.classify(exposure).models.desom2 == str(latest)  # no interval: nothing looked for
     previous = signal.signal(signal.SIGHUP, lambda _s, _f: classifier.request())
     try:
         os.kill(os.getpid(), signal.SIGHUP)
     finally:
         signal.signal(signal.SIGHUP, previous)
-    assert classifier.classify(exposure).models.desom2 == "2"  # v3 refused: the old models keep serving
+    assert classifier.classify(exposure).models.desom2 == str(latest)  # refused: the old models keep serving
     assert _reloads("failed") == failed_before + 1
 
-    (broken / "lineage.json").write_text(json.dumps({"desom1_version": "1"}))
+    (broken / "lineage.json").write_text(lineage)
     classifier.request()
-    assert classifier.classify(exposure).models.desom2 == "3"
+    assert classifier.classify(exposure).models.desom2 == str(latest + 1)
     classifier.close()
