@@ -124,13 +124,34 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 180) -> Non
     raise TimeoutError(f"daemon on port {port} not ready")
 
 
-def summary(replicas: int, published: dict[str, float], seen: dict[str, float], started: float) -> dict:
+def tree_cpu_s(pids: list[int]) -> float:
+    """User+system CPU seconds of these processes and all their descendants (reaped children included), from /proc:
+    the daemons' worker pools count too."""
+    stats: dict[int, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        stats[int(stat.parent.name)] = fields
+    tree, todo = set(), list(pids)
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += [child for child, fields in stats.items() if int(fields[1]) == pid and child not in tree]
+    ticks = sum(sum(int(f) for f in stats[pid][11:15]) for pid in tree if pid in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def summary(replicas: int, published: dict[str, float], seen: dict[str, float], started: float,
+            cpu_s: float) -> dict:
     latencies = np.array([seen[i] - published[i] for i in seen])
     elapsed = max(seen.values()) - started
     return {"replicas": replicas, "events": len(seen),
             "exposures_per_hour": round(len(seen) / elapsed * 3600), "elapsed_s": round(elapsed, 2),
             "latency_p50_s": round(float(np.percentile(latencies, 50)), 3),
-            "latency_p95_s": round(float(np.percentile(latencies, 95)), 3)}
+            "latency_p95_s": round(float(np.percentile(latencies, 95)), 3), "daemon_cpu_s": round(cpu_s, 1),
+            "load_average": os.getloadavg()[0]}
 
 
 def run_dir_case(night: Path, args: argparse.Namespace, replicas: int, env: dict[str, str], out: Path) -> dict:
@@ -154,7 +175,7 @@ def run_dir_case(night: Path, args: argparse.Namespace, replicas: int, env: dict
         for proc, port in daemons:
             wait_ready(port, proc)
         published: dict[str, float] = {}
-        started = time.time()
+        cpu_before, started = tree_cpu_s([p.pid for p, _ in daemons]), time.time()
         for i, path in enumerate(files):
             os.link(path, dirs[i % replicas] / path.name)
             published[path.name] = time.time()
@@ -171,9 +192,10 @@ def run_dir_case(night: Path, args: argparse.Namespace, replicas: int, env: dict
                     raise RuntimeError(f"a file was rejected; see {watch}/rejected")
             if any(p.poll() is not None for p, _ in daemons):
                 raise RuntimeError(f"a daemon exited early; see {out}/{tag}-daemon*.log")
+        cpu_s = tree_cpu_s([p.pid for p, _ in daemons]) - cpu_before
     if len(seen) < len(files):
         raise TimeoutError(f"{len(seen)}/{len(files)} verdicts within {args.timeout} s")
-    return summary(replicas, published, seen, started)
+    return summary(replicas, published, seen, started, cpu_s)
 
 
 def run_case(bootstrap: str, night: Path, args: argparse.Namespace, replicas: int, env_base: dict[str, str],
@@ -214,7 +236,7 @@ def run_case(bootstrap: str, night: Path, args: argparse.Namespace, replicas: in
                 published[event.exposure_id] = event.obs_time.timestamp()
                 yield event
 
-        started = time.time()
+        cpu_before, started = tree_cpu_s([p.pid for p in daemons]), time.time()
         publish(stamped(), bootstrap, topics["events_topic"])
         seen: dict[str, float] = {}
         deadline = time.monotonic() + args.timeout
@@ -225,10 +247,11 @@ def run_case(bootstrap: str, night: Path, args: argparse.Namespace, replicas: in
                     seen.setdefault(record.key.decode(), now)
             if any(p.poll() is not None for p in daemons):
                 raise RuntimeError(f"a daemon exited early; see {out}/{tag}-daemon*.log")
+        cpu_s = tree_cpu_s([p.pid for p in daemons]) - cpu_before
         consumer.close()
     if len(seen) < len(events):
         raise TimeoutError(f"{len(seen)}/{len(events)} verdicts within {args.timeout} s")
-    return {**summary(replicas, published, seen, started), "partitions": args.partitions}
+    return {**summary(replicas, published, seen, started, cpu_s), "partitions": args.partitions}
 
 
 def main() -> int:
@@ -270,10 +293,10 @@ def main() -> int:
 
     print(f"streaming benchmark: {args.events} {args.files or args.size} exposures, source={args.source}, "
           f"inference={args.inference}, {args.partitions} partitions, models {models}")
-    print(f"{'daemons':>8}{'exp/hour':>12}{'p50 s':>9}{'p95 s':>9}{'elapsed s':>11}")
+    print(f"{'daemons':>8}{'exp/hour':>12}{'p50 s':>9}{'p95 s':>9}{'elapsed s':>11}{'CPU-s/exp':>11}{'load':>7}")
     for r in results:
         print(f"{r['replicas']:>8}{r['exposures_per_hour']:>12}{r['latency_p50_s']:>9}{r['latency_p95_s']:>9}"
-              f"{r['elapsed_s']:>11}")
+              f"{r['elapsed_s']:>11}{r['daemon_cpu_s'] / r['events']:>11.2f}{r['load_average']:>7.2f}")
     (out / f"results-{args.source}-{args.inference}.json").write_text(json.dumps({"source": args.source, "inference": args.inference,
                                                  "size": args.files or args.size, "results": results},
                                                  indent=1) + "\n")
