@@ -68,7 +68,7 @@ def link_files(night: Path, pattern: str, n: int) -> Path:
     """Hard links (never copies or moves) to the first n files matching pattern, numbered: names stay unique."""
     files = sorted(glob.glob(pattern))[:n]
     if not files:
-        raise SystemExit(f"no exposure files match {pattern!r}")
+        raise SystemExit(f"no exposure files match {pattern!r} (`make bench-speed` simulates full-size ones)")
     night.mkdir(parents=True, exist_ok=True)
     for i, source in enumerate(files):
         link = night / f"{i:03d}-{Path(source).name}"
