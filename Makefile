@@ -55,9 +55,12 @@ bench-speed: env system-deps
 bench-agreement: env
 	$(PY) bench/agreement.py --out $(OUT)/bench-agreement $(BENCH_AGREEMENT_ARGS)
 
+# Full-size fpack exposures that bench-speed cached, through the embedded daemon and through Kafka + Triton.
+BENCH_STREAM_ARGS ?= --files '$(OUT)/bench-speed/sim-full-*/tile1/*.fits.fz' --events 15
 bench-stream: env system-deps
 	bash scripts/kafka.sh fetch && bash scripts/triton.sh fetch
-	$(PY) bench/stream.py --out $(OUT)/bench-stream --inference triton --size small --events 50
+	$(PY) bench/stream.py --out $(OUT)/bench-stream --source dir $(BENCH_STREAM_ARGS)
+	$(PY) bench/stream.py --out $(OUT)/bench-stream --inference triton $(BENCH_STREAM_ARGS)
 
 bench-train: env
 	$(PY) bench/train.py
