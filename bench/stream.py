@@ -41,6 +41,7 @@ from skyqa.service.config import load_settings
 from skyqa.service.modelrepo import resolve_version
 from skyqa.service.stream.events import ExposureEvent
 from skyqa.service.stream.replay import night_events, publish
+from speed import tree_cpu_s  # bench/speed.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,23 +125,22 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 180) -> Non
     raise TimeoutError(f"daemon on port {port} not ready")
 
 
-def tree_cpu_s(pids: list[int]) -> float:
-    """User+system CPU seconds of these processes and all their descendants (reaped children included), from /proc:
-    the daemons' worker pools count too."""
-    stats: dict[int, list[str]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # exited meanwhile
-            continue
-        stats[int(stat.parent.name)] = fields
-    tree, todo = set(), list(pids)
-    while todo:
-        pid = todo.pop()
-        tree.add(pid)
-        todo += [child for child, fields in stats.items() if int(fields[1]) == pid and child not in tree]
-    ticks = sum(sum(int(f) for f in stats[pid][11:15]) for pid in tree if pid in stats)
-    return ticks / os.sysconf("SC_CLK_TCK")
+def daemons_cpu_s(pids: list[int]) -> float:
+    """User+system CPU seconds of the daemons and their worker pools (bench/speed.py's process-tree count)."""
+    return sum(tree_cpu_s(pid) for pid in pids)
+
+
+def spawn_daemon(stack: ExitStack, args: argparse.Namespace, source: list[str], log: Path, env: dict[str, str],
+                 replicas: int) -> subprocess.Popen:
+    """One `skyqa serve` of `replicas` sharing the 2 cores (2 // replicas workers), stopped when `stack` closes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skyqa.service.stream.cli", *source, "--inference", args.inference], cwd=ROOT,
+        stdout=stack.enter_context(log.open("w")), stderr=subprocess.STDOUT,
+        env={**env, "SKYQA_SERVE__HTTP_PORT": env.get("SKYQA_SERVE__HTTP_PORT") or str(free_port()),
+             "SKYQA_WORKERS": str(max(1, 2 // replicas))})
+    stack.callback(proc.wait, 60)
+    stack.callback(proc.terminate)
+    return proc
 
 
 def summary(replicas: int, published: dict[str, float], seen: dict[str, float], started: float,
@@ -163,19 +163,15 @@ def run_dir_case(night: Path, args: argparse.Namespace, replicas: int, env: dict
         for i, watch in enumerate(dirs):
             watch.mkdir(parents=True)
             port = free_port()
-            log = stack.enter_context((out / f"{tag}-daemon{i}.log").open("w"))
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "skyqa.service.stream.cli", "--source", "dir", "--watch-dir", str(watch),
-                 "--inference", args.inference], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                env={**env, "SKYQA_SERVE__HTTP_PORT": str(port), "SKYQA_SERVE__WATCH_INTERVAL_S": "0.2",
-                     "SKYQA_WORKERS": str(max(1, 2 // replicas))})
+            proc = spawn_daemon(stack, args, ["--source", "dir", "--watch-dir", str(watch)],
+                                out / f"{tag}-daemon{i}.log",
+                                {**env, "SKYQA_SERVE__HTTP_PORT": str(port), "SKYQA_SERVE__WATCH_INTERVAL_S": "0.2"},
+                                replicas)
             daemons.append((proc, port))
-            stack.callback(proc.wait, 60)
-            stack.callback(proc.terminate)
         for proc, port in daemons:
             wait_ready(port, proc)
         published: dict[str, float] = {}
-        cpu_before, started = tree_cpu_s([p.pid for p, _ in daemons]), time.time()
+        cpu_before, started = daemons_cpu_s([p.pid for p, _ in daemons]), time.time()
         for i, path in enumerate(files):
             os.link(path, dirs[i % replicas] / path.name)
             published[path.name] = time.time()
@@ -192,7 +188,7 @@ def run_dir_case(night: Path, args: argparse.Namespace, replicas: int, env: dict
                     raise RuntimeError(f"a file was rejected; see {watch}/rejected")
             if any(p.poll() is not None for p, _ in daemons):
                 raise RuntimeError(f"a daemon exited early; see {out}/{tag}-daemon*.log")
-        cpu_s = tree_cpu_s([p.pid for p, _ in daemons]) - cpu_before
+        cpu_s = daemons_cpu_s([p.pid for p, _ in daemons]) - cpu_before
     if len(seen) < len(files):
         raise TimeoutError(f"{len(seen)}/{len(files)} verdicts within {args.timeout} s")
     return summary(replicas, published, seen, started, cpu_s)
@@ -211,15 +207,8 @@ def run_case(bootstrap: str, night: Path, args: argparse.Namespace, replicas: in
     daemons = []
     with ExitStack() as stack:
         for i in range(replicas):
-            log = stack.enter_context((out / f"{tag}-daemon{i}.log").open("w"))
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "skyqa.service.stream.cli", "--source", "kafka", "--inference", args.inference],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                env={**env, "SKYQA_KAFKA__TRANSACTIONAL_ID": f"{tag}-{i}", "SKYQA_SERVE__HTTP_PORT": str(free_port()),
-                     "SKYQA_WORKERS": str(max(1, 2 // replicas))})
-            daemons.append(proc)
-            stack.callback(proc.wait, 60)
-            stack.callback(proc.terminate)
+            daemons.append(spawn_daemon(stack, args, ["--source", "kafka"], out / f"{tag}-daemon{i}.log",
+                                        {**env, "SKYQA_KAFKA__TRANSACTIONAL_ID": f"{tag}-{i}"}, replicas))
         consumer = KafkaConsumer(topics["verdicts_topic"], bootstrap_servers=bootstrap, isolation_level="read_committed",
                                  auto_offset_reset="earliest", enable_auto_commit=False)
         consumer.poll(timeout_ms=1000)  # joins the topic before the clock starts
@@ -236,7 +225,7 @@ def run_case(bootstrap: str, night: Path, args: argparse.Namespace, replicas: in
                 published[event.exposure_id] = event.obs_time.timestamp()
                 yield event
 
-        cpu_before, started = tree_cpu_s([p.pid for p in daemons]), time.time()
+        cpu_before, started = daemons_cpu_s([p.pid for p in daemons]), time.time()
         publish(stamped(), bootstrap, topics["events_topic"])
         seen: dict[str, float] = {}
         deadline = time.monotonic() + args.timeout
@@ -247,7 +236,7 @@ def run_case(bootstrap: str, night: Path, args: argparse.Namespace, replicas: in
                     seen.setdefault(record.key.decode(), now)
             if any(p.poll() is not None for p in daemons):
                 raise RuntimeError(f"a daemon exited early; see {out}/{tag}-daemon*.log")
-        cpu_s = tree_cpu_s([p.pid for p in daemons]) - cpu_before
+        cpu_s = daemons_cpu_s([p.pid for p in daemons]) - cpu_before
         consumer.close()
     if len(seen) < len(events):
         raise TimeoutError(f"{len(seen)}/{len(events)} verdicts within {args.timeout} s")
