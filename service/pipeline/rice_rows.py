@@ -55,7 +55,7 @@ def row_tiles(fd: int, header: fits.Header, data_offset: int) -> RowTiles | None
     if decompress_rice_1_c is None or str(header.get("ZCMPTYPE", "")).strip() != "RICE_1":
         return None
     descriptor = _DESCRIPTOR.fullmatch(str(header.get("TFORM1", "")).strip())
-    width, rows = header.get("ZNAXIS1"), header.get("ZNAXIS2")
+    width, rows, blocksize = header.get("ZNAXIS1"), header.get("ZNAXIS2"), _setting(header, "BLOCKSIZE", 32)
     tile_rows = header.get("ZTILE2", 1)
     simple = (
         descriptor is not None and header.get("TFIELDS") == 1
@@ -63,7 +63,7 @@ def row_tiles(fd: int, header: fits.Header, data_offset: int) -> RowTiles | None
         and header.get("ZBITPIX") == 16 and header.get("ZNAXIS") == 2 and header.get("ZTILE1", width) == width
         and isinstance(width, int) and isinstance(rows, int) and isinstance(tile_rows, int)
         and min(width, rows, tile_rows) > 0
-        and _setting(header, "BYTEPIX", 2) == 2 and (_setting(header, "BLOCKSIZE", 32) or 0) > 0
+        and _setting(header, "BYTEPIX", 2) == 2 and (blocksize or 0) > 0
         and not any(key in header for key in ("ZBLANK", "BLANK", "ZQUANTIZ", "ZSCALE", "ZZERO"))
         and header.get("BSCALE", 1) == 1
     )
@@ -83,7 +83,7 @@ def row_tiles(fd: int, header: fits.Header, data_offset: int) -> RowTiles | None
     if (sizes <= 0).any() or (offsets < 0).any() or heap + (offsets + sizes).max() > os.fstat(fd).st_size:
         raise EOFError("tile descriptors point outside the file (cut or corrupt)")  # before any read is sized by them
     return RowTiles(heap=heap, sizes=sizes, offsets=offsets, tile_rows=tile_rows, shape=(rows, width),
-                    blocksize=_setting(header, "BLOCKSIZE", 32), zero=float(zero))
+                    blocksize=blocksize, zero=float(zero))
 
 
 def _compressed(fd: int, tiles: RowTiles, wanted: np.ndarray) -> dict[int, bytes]:
