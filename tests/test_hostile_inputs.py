@@ -91,8 +91,9 @@ def test_dir_daemon_turns_each_file_into_one_verdict_or_rejection(corpus: tuple[
     watch.mkdir(parents=True)
     log = tmp_path / "daemon.log"
     archive_url = f"sqlite:///{tmp_path / 'archive.db'}"
+    # Two workers: each next file is started while the current one finishes (hostile ones included).
     env = clean_env(SKYQA_SERVE__WATCH_INTERVAL_S="0.2", SKYQA_FETCH__SPOOL_DIR=str(root / "spool"),
-                    SKYQA_ARCHIVE__URL=archive_url)
+                    SKYQA_ARCHIVE__URL=archive_url, SKYQA_WORKERS="2")
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "skyqa.service.stream.cli", "--source", "dir",
                                  "--watch-dir", str(watch)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

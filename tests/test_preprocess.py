@@ -8,6 +8,7 @@ from fits_factory import Stars, write_exposure
 
 from skyqa.service.config import Settings
 from skyqa.service.pipeline.exposure import ExposureError
+from skyqa.service.pipeline import preprocess
 from skyqa.service.pipeline.preprocess import ccd_seed, prepare_exposure
 
 SHAPE = (256, 128)
@@ -82,6 +83,40 @@ def test_chunks_of_cutouts_are_handed_over_in_file_order(exposure, workers):
     prepared = prepare_exposure(exposure, settings(workers=workers), on_cutouts=chunks.append)
     assert len(chunks) == (1 if workers == 1 else 2)  # 3 CCDs in chunks of one (a dead CCD hands over nothing)
     np.testing.assert_array_equal(np.concatenate(chunks), prepared.cutouts)
+
+
+def test_next_exposure_started_ahead_is_picked_up(exposure, tmp_path):
+    """`then` queues the next exposure behind this one; its own call takes that work, with the same result."""
+    other = write_exposure(tmp_path / "e456.fits.fz", n_ccds=3, shape=SHAPE, stars=Stars(n=40, sigma=2.5))
+    fresh = prepare_exposure(other, settings(workers=1))
+    first = prepare_exposure(exposure, settings(workers=2), then=other)
+    assert preprocess._ahead is not None and preprocess._ahead.path == str(other)
+    ahead = prepare_exposure(other, settings(workers=2))
+    assert preprocess._ahead is None
+    np.testing.assert_array_equal(ahead.cutouts, fresh.cutouts)
+    assert ahead.weight == fresh.weight and ahead.metrics == fresh.metrics and ahead.exposure_id == "e456"
+    np.testing.assert_array_equal(first.cutouts, prepare_exposure(exposure, settings(workers=1)).cutouts)
+
+
+def test_work_started_ahead_for_another_file_or_settings_is_dropped(exposure, tmp_path):
+    other = write_exposure(tmp_path / "e456.fits.fz", n_ccds=3, shape=SHAPE, stars=Stars(n=40))
+    prepare_exposure(exposure, settings(workers=2), then=other)
+    again = prepare_exposure(exposure, settings(workers=2))  # not the expected file
+    assert preprocess._ahead is None and again.exposure_id == "e123"
+    prepare_exposure(exposure, settings(workers=2), then=other)
+    changed = prepare_exposure(other, settings(workers=2, enough_sources=None, band_rows=64))
+    np.testing.assert_array_equal(
+        changed.cutouts, prepare_exposure(other, settings(workers=1, enough_sources=None, band_rows=64)).cutouts)
+
+
+def test_a_bad_next_file_fails_in_its_own_turn(exposure, tmp_path):
+    bad = tmp_path / "e789.fits.fz"
+    bad.write_bytes(b"not a FITS file at all" * 100)
+    good = prepare_exposure(exposure, settings(workers=2), then=bad)
+    assert good.exposure_id == "e123" and preprocess._ahead is None
+    with pytest.raises(ExposureError) as err:
+        prepare_exposure(bad, settings(workers=2))
+    assert err.value.reason == "not_fits"
 
 
 def test_ccd_seed_is_stable():

@@ -36,6 +36,10 @@ class StandInClassifier:
     def __init__(self) -> None:
         self.down = False
         self.calls: list[Path] = []
+        self.expected: list[Path] = []  # what the source announced before each call (`expect`)
+
+    def expect(self, path: Path) -> None:
+        self.expected.append(path)
 
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict:
         self.calls.append(path)
@@ -114,7 +118,7 @@ def test_backend_failure_is_transient_not_a_dead_letter(night: Path) -> None:
 def run_dir_source(watch: Path, classifier: StandInClassifier, until, timeout_s: float = 10.0) -> None:  # noqa: ANN001
     stop = threading.Event()
     step = chain(Fetcher(FetchConfig(allowed_roots=[watch])), classifier, WriteFiles(DirState(watch), Collect()))
-    source = DirSource(watch, 0.05, step, stop)
+    source = DirSource(watch, 0.05, step, stop, upcoming=classifier.expect)
     source.backoff.base_s = 0.01
     thread = threading.Thread(target=source.run)
     thread.start()
@@ -142,6 +146,9 @@ def test_dir_source_processes_each_file_once_across_restarts(tmp_path: Path) -> 
     assert (letter.reason, letter.stage) == ("not_fits", "classify")
     assert not (watch / "bad.fits").exists() and (watch / "notes.txt").exists()
     assert len(classifier.calls) == 3
+    # Before each file, the classifier heard of the one after it (so it can start it early).
+    assert [p.name for p in classifier.calls] == ["bad.fits", "e1.fits", "e2.fits.fz"]
+    assert [p.name for p in classifier.expected] == ["e1.fits", "e2.fits.fz"]
 
     # A restart remembers what was done; only the new file is processed.
     (watch / "e3.fits").write_bytes(FITS)

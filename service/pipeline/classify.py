@@ -63,6 +63,12 @@ class Classifier:
             )
         self.versions = ModelVersions(desom1=self.desom1.version, desom2=self.desom2.version)
         self.previews = PreviewStore(settings.previews.location) if settings.previews.enabled else None
+        self._upcoming: Path | None = None
+
+    def expect(self, path: Path) -> None:
+        """`path` will most likely be classified right after the next call: its CCDs are started during that call
+        (`prepare_exposure(then=)`), so the workers never wait for the verdict's last steps."""
+        self._upcoming = path
 
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict:
         """Raises skyqa.service.pipeline.exposure.ExposureError (with a machine-readable reason) for unusable files.
@@ -81,7 +87,8 @@ class Classifier:
             bmus.append(self.desom1.predict(cutouts)[0])
             desom1_s += time.perf_counter() - t
 
-        prepared = prepare_exposure(Path(path), self.settings, preview_side, on_cutouts=desom1)
+        upcoming, self._upcoming = self._upcoming, None
+        prepared = prepare_exposure(Path(path), self.settings, preview_side, on_cutouts=desom1, then=upcoming)
         timings = dict(prepared.timings)
         self._write_preview(exposure_id or prepared.exposure_id, prepared, timings)
         if len(prepared.cutouts) == 0:

@@ -25,7 +25,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
@@ -233,22 +233,54 @@ def shutdown_pool() -> None:
         _pool = None
 
 
-def _run_ccds(path: str, ccds: list[CCDInfo], exposure: str, settings: Settings, preview_bin: int | None = None,
-              on_chunk: Callable[[list[_CCDResult]], None] = lambda chunk: None) -> list[_CCDResult]:
-    """All CCDs' results in file order: inline for one worker, else in chunks spread over the pool. `on_chunk` gets
-    each chunk's results as soon as it and those before it are done, while the workers go on with the rest."""
-    args = (exposure, settings.seed, settings.detection, settings.cutouts, preview_bin)
+@dataclass
+class _Started:
+    """An exposure whose CCDs are being processed: chunk futures in the pool, or (one worker) the work to do."""
+
+    path: str
+    settings: Settings
+    preview_side: int | None
+    primary: fits.Header
+    exposure: str
+    all_ccds: list[CCDInfo]
+    ccds: list[CCDInfo]
+    skipped: dict[str, str]
+    preview_bin: int | None
+    futures: list[Future] = field(default_factory=list)  # empty: run inline when collected
+    pool: Executor | None = None  # the pool the futures run in
+
+
+def _start(path: str, settings: Settings, preview_side: int | None) -> _Started:
+    """Headers read and checked, and the CCDs handed to the pool in chunks (file order; none to a single worker)."""
+    primary, all_ccds = describe_exposure(path, settings.limits)
+    exposure = exposure_id(path, primary)
+    skipped = {info.extname: why for info in all_ccds if (why := too_small(info, settings.cutouts))}
+    ccds = [info for info in all_ccds if too_small(info, settings.cutouts) is None]
+    sections, shapes = [c.detsec for c in all_ccds], [c.shape for c in all_ccds]
+    preview_bin = None if preview_side is None else bin_factor(sections, shapes, preview_side)
+    started = _Started(path, settings, preview_side, primary, exposure, all_ccds, ccds, skipped, preview_bin)
     n_chunks = min(len(ccds), settings.workers * CHUNKS_PER_WORKER)
-    if settings.workers == 1 or n_chunks == 1:
-        results = _process_ccds(path, ccds, *args)
+    if settings.workers > 1 and n_chunks > 1:
+        args = (exposure, settings.seed, settings.detection, settings.cutouts, preview_bin)
+        bounds = np.linspace(0, len(ccds), n_chunks + 1).round().astype(int)
+        started.pool = pool = _executor(settings.workers)
+        started.futures = [pool.submit(_process_ccds, path, ccds[lo:hi], *args)
+                           for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return started
+
+
+def _run_ccds(started: _Started, on_chunk: Callable[[list[_CCDResult]], None]) -> list[_CCDResult]:
+    """All CCDs' results in file order. `on_chunk` gets each chunk's results as soon as it and those before it are
+    done, while the workers go on with the rest."""
+    s = started
+    if not s.futures:
+        results = _process_ccds(s.path, s.ccds, s.exposure, s.settings.seed, s.settings.detection,
+                                s.settings.cutouts, s.preview_bin) if s.ccds else []
         on_chunk(results)
         return results
-    bounds = np.linspace(0, len(ccds), n_chunks + 1).round().astype(int)
-    pool = _executor(settings.workers)
-    futures = [pool.submit(_process_ccds, path, ccds[lo:hi], *args) for lo, hi in zip(bounds[:-1], bounds[1:])]
     results = []
     try:
-        for f in futures:
+        for f in s.futures:
             chunk = f.result()
             on_chunk(chunk)
             results += chunk
@@ -257,8 +289,44 @@ def _run_ccds(path: str, ccds: list[CCDInfo], exposure: str, settings: Settings,
         shutdown_pool()
         raise
     finally:
-        for f in futures:
-            f.cancel()
+        _cancel(s)
+
+
+def _cancel(started: _Started) -> None:
+    for f in started.futures:
+        f.cancel()
+
+
+_ahead: _Started | None = None  # the next exposure, started while the current one finishes (`prepare_exposure`)
+
+
+def _take_ahead(path: str, settings: Settings, preview_side: int | None) -> _Started | None:
+    """The exposure started ahead if it is this one, with the same settings, in the pool still running and with
+    none of its work cancelled; anything else is dropped."""
+    global _ahead
+    ahead, _ahead = _ahead, None
+    if ahead is None:
+        return None
+    pool = _pool[1] if _pool is not None else None
+    if (ahead.path, ahead.settings, ahead.preview_side, ahead.pool) == (path, settings, preview_side, pool) and not any(
+            f.cancelled() for f in ahead.futures):
+        return ahead
+    _cancel(ahead)
+    return None
+
+
+def _start_ahead(path: str, settings: Settings, preview_side: int | None) -> None:
+    """Start `path` now; any failure is left for its own turn, which starts it again and reports it."""
+    global _ahead
+    if _ahead is not None:
+        _cancel(_ahead)
+        _ahead = None
+    if settings.workers == 1:
+        return
+    try:
+        _ahead = _start(path, settings, preview_side)
+    except Exception:  # noqa: BLE001 - a bad file fails the same way when it is classified
+        _ahead = None
 
 
 def too_small(info: CCDInfo, cut_cfg: CutoutConfig) -> str | None:
@@ -277,50 +345,58 @@ def _mosaic(factor: int, all_ccds: list[CCDInfo], ccds: list[CCDInfo], results: 
 
 
 def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: int | None = None,
-                     on_cutouts: Callable[[np.ndarray], None] | None = None) -> PreparedExposure:
+                     on_cutouts: Callable[[np.ndarray], None] | None = None,
+                     then: str | os.PathLike | None = None) -> PreparedExposure:
     """Cutouts, W and metrics of one exposure, and with `preview_side` the binned CCDs of a focal-plane preview of
     at most that many pixels a side. Raises ExposureError for unreadable files and when no CCD is usable (all dead
     or too small); an exposure without any detection gets 0 cutouts (the classifier decides).
 
     `on_cutouts` is called with the cutouts of each chunk of CCDs (in file order, together `cutouts`) as soon as
-    the chunk is done, so DESOM-1 can run on them while the workers prepare the next chunks."""
+    the chunk is done, so DESOM-1 can run on them while the workers prepare the next chunks.
+
+    `then`: the exposure expected next (the daemon's next file). Its CCDs are queued in the pool behind this
+    one's, so the workers go on with it while this one's last chunk, DESOM-1, DESOM-2 and the verdict's output run;
+    the next call for it with the same settings picks that work up (the results are the same: cutouts are seeded
+    per CCD). Only with workers > 1."""
     start = time.perf_counter()
     path = os.fspath(path)
-    primary, all_ccds = describe_exposure(path, settings.limits)
-    exposure = exposure_id(path, primary)
-    skipped = {info.extname: why for info in all_ccds if (why := too_small(info, settings.cutouts))}
-    ccds = [info for info in all_ccds if too_small(info, settings.cutouts) is None]
-    sections, shapes = [c.detsec for c in all_ccds], [c.shape for c in all_ccds]
-    preview_bin = None if preview_side is None else bin_factor(sections, shapes, preview_side)
+    started = _take_ahead(path, settings, preview_side) or _start(path, settings, preview_side)
+    if then is not None:
+        _start_ahead(os.fspath(then), settings, preview_side)
+
     def chunk_done(chunk: list[_CCDResult]) -> None:
         cutouts = [r.cutouts for r in chunk if not r.dead]
         if on_cutouts is not None and cutouts:
             on_cutouts(np.concatenate(cutouts))
 
-    results = _run_ccds(path, ccds, exposure, settings, preview_bin, chunk_done) if ccds else []
-    live = [r for r in results if not r.dead]
+    results = _run_ccds(started, chunk_done)
+    prepared = _prepared(started, results)
+    prepared.timings["prepare_wall"] = time.perf_counter() - start
+    return prepared
+
+
+def _prepared(started: _Started, results: list[_CCDResult]) -> PreparedExposure:
+    s, live = started, [r for r in results if not r.dead]
     if not live:
-        raise ExposureError("no_usable_ccd", f"{path}: none of {len(all_ccds)} CCDs is usable "
-                                             f"({len(results) - len(live)} dead, {len(skipped)} too small)")
+        raise ExposureError("no_usable_ccd", f"{s.path}: none of {len(s.all_ccds)} CCDs is usable "
+                                             f"({len(results) - len(live)} dead, {len(s.skipped)} too small)")
     detections = sum(r.detections for r in live)
     measures = [m for r in live for m in r.measures]
-    metrics = summarise(measures, exposure_pixel_scale(primary, ccds),
-                        detections / len(live), [r.background.structure for r in live], header_exptime(primary))
-    prepared = PreparedExposure(
-        exposure_id=exposure,
+    metrics = summarise(measures, exposure_pixel_scale(s.primary, s.ccds),
+                        detections / len(live), [r.background.structure for r in live], header_exptime(s.primary))
+    return PreparedExposure(
+        exposure_id=s.exposure,
         cutouts=np.concatenate([r.cutouts for r in live]),
-        weight=detections * REFERENCE_CCDS / len(ccds),
-        n_ccds=len(all_ccds),
+        weight=detections * REFERENCE_CCDS / len(s.ccds),
+        n_ccds=len(s.all_ccds),
         dead_ccds=[r.extname for r in results if r.dead],
-        skipped_ccds=skipped,
+        skipped_ccds=s.skipped,
         searched_fraction=float(np.mean([r.searched for r in live])),
         metrics=metrics,
         timings={stage: sum(r.timings[stage] for r in results) for stage in STAGES},
         cpu_s={stage: sum(r.cpu_s[stage] for r in results) for stage in STAGES},
         notes=[note for r in results for note in r.notes],
-        primary_header=primary,
+        primary_header=s.primary,
         descriptor=describe([r.background for r in live], measures, metrics),
-        mosaic=None if preview_bin is None else _mosaic(preview_bin, all_ccds, ccds, results),
+        mosaic=None if s.preview_bin is None else _mosaic(s.preview_bin, s.all_ccds, s.ccds, results),
     )
-    prepared.timings["prepare_wall"] = time.perf_counter() - start
-    return prepared

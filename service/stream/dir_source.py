@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -85,12 +86,14 @@ class WriteFiles:
 
 
 class DirSource:
-    """Polls `watch_dir` every `interval_s` and submits each new complete file once."""
+    """Polls `watch_dir` every `interval_s` and submits each new complete file once; before each, `upcoming` is told
+    the file after it (the classifier starts that one while it finishes the current one)."""
 
     def __init__(self, watch_dir: Path, interval_s: float, chain: Step[bytes], stop: threading.Event,
-                 heartbeat=lambda: None) -> None:  # noqa: ANN001
+                 heartbeat=lambda: None, upcoming: Callable[[Path], None] = lambda path: None) -> None:  # noqa: ANN001
         self.state = DirState(watch_dir)
         self.watch_dir, self.interval_s, self.chain, self.stop, self.heartbeat = watch_dir, interval_s, chain, stop, heartbeat
+        self.upcoming = upcoming
         self.backoff = Backoff()
         self._sizes: dict[str, int] = {}
         self._offset = 0
@@ -103,9 +106,11 @@ class DirSource:
             sizes = _sizes(self.watch_dir)
             ready = sorted(n for n, size in sizes.items() if n not in done and self._sizes.get(n) == size)
             self._sizes = sizes
-            for name in ready:
+            for i, name in enumerate(ready):
                 if self.stop.is_set():
                     break
+                if i + 1 < len(ready):
+                    self.upcoming(self.watch_dir / ready[i + 1])
                 if self._process(self.watch_dir / name):
                     done.add(name)
                 else:

@@ -44,6 +44,9 @@ class ReloadingClassifier:
         """Check the repository before the next exposure (signal-safe: only sets a flag)."""
         self._requested.set()
 
+    def expect(self, path: Path) -> None:
+        self._current.expect(path)
+
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict:
         self._maybe_reload()
         return self._current.classify(path, exposure_id)

@@ -70,7 +70,7 @@ def _serve_kafka(settings: Settings, classifier: VerdictSource, health: Health, 
         consumer.close(autocommit=False)
 
 
-def _serve_dir(settings: Settings, classifier: VerdictSource, health: Health, stop: threading.Event) -> int:
+def _serve_dir(settings: Settings, classifier: ReloadingClassifier, health: Health, stop: threading.Event) -> int:
     from skyqa.service.archive.store import Archive
     from skyqa.service.stream.archive_sink import ArchiveOutcomes
     from skyqa.service.stream.dir_source import DirSource, DirState, WriteFiles
@@ -86,7 +86,7 @@ def _serve_dir(settings: Settings, classifier: VerdictSource, health: Health, st
     sink = ArchiveOutcomes(Archive(settings.archive.url), WriteFiles(state, Observe()))
     source = DirSource(watch_dir, settings.serve.watch_interval_s,
                        chain(Fetcher(fetch_cfg), classifier, sink, settings.serve.max_processing_attempts), stop,
-                       heartbeat=health.beat)
+                       heartbeat=health.beat, upcoming=classifier.expect)
     return source.run()
 
 
