@@ -1,12 +1,13 @@
-"""make bench-agreement: verdicts of the band-search settings against the every-row reference, over whole nights.
+"""make bench-agreement: verdicts of the search settings against the every-row reference, over whole nights.
 
-Searching fewer rows (skyqa.service.pipeline.bands) must not change the verdict. Each night (simulated once
-and cached under --out: the own simulator in small exposures, the unseen site, and full-height CCDs, where the
-search stops earliest) is classified with the every-row reference settings (`detection.enough_sources` None)
-and with each candidate setting (`enough_sources` x `min_bands` at `band_rows`), one classifier per setting
-kept across the night as the daemon keeps it. Per night and setting it prints the agreement with the
-reference, exposure by exposure: same label, same DESOM-2 cell, W within W_TOLERANCE, FWHM within
-FWHM_TOLERANCE; and the CPU seconds per exposure (process tree, p50). `every-row-reseeded` (every row,
+Searching fewer rows (skyqa.service.pipeline.bands), or deblending with fewer thresholds than the method's 32,
+must not change the verdict. Each night (simulated once and cached under --out: the own simulator in small
+exposures, the unseen site, and full-height CCDs, where the search stops earliest) is classified with the
+reference settings (bench/speed.py REFERENCE_DETECTION: every row, the method's deblending) and with each
+candidate setting (`enough_sources` x `min_bands` at `band_rows`, optionally `:deblend_nthresh`), one
+classifier per setting kept across the night as the daemon keeps it. Per night and setting it prints the
+agreement with the reference, exposure by exposure: same label, same DESOM-2 cell, W within W_TOLERANCE, FWHM
+within FWHM_TOLERANCE; and the CPU seconds per exposure (process tree, p50). `every-row-reseeded` (every row,
 another cutout sampling seed) shows how much of the cell disagreement is the draw of 100 cutouts per CCD.
 Results are kept per (night, setting) as JSON, so an interrupted run resumes with --reuse.
 """
@@ -22,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from speed import W_TOLERANCE, tree_cpu_s  # bench/ is the script's directory, hence on sys.path
+from speed import REFERENCE_DETECTION, W_TOLERANCE, tree_cpu_s  # bench/ is the script's directory, hence on sys.path
 
 FWHM_TOLERANCE = 0.05
 # name -> `skyqa simulate` arguments; seeds kept away from the training nights and the other benches.
@@ -37,12 +38,15 @@ REFERENCE = "every-row"
 RESAMPLED = "every-row-reseeded"
 
 
-def parse_setting(text: str) -> tuple[dict[str, int | None], int]:
-    """(detection settings, seed offset): '300x2' -> enough_sources 300, min_bands 2; REFERENCE, RESAMPLED."""
+def parse_setting(text: str) -> tuple[dict[str, int | float | None], int]:
+    """(detection settings, seed offset): '300x2' -> enough_sources 300, min_bands 2, the method's deblending;
+    '150x1:16' -> also deblend_nthresh 16; REFERENCE, RESAMPLED: every row with the method's deblending."""
     if text in (REFERENCE, RESAMPLED):
-        return {"enough_sources": None, "max_searched_rows": None}, int(text == RESAMPLED)
-    enough, min_bands = text.split("x")
-    return {"enough_sources": int(enough), "min_bands": int(min_bands)}, 0
+        return dict(REFERENCE_DETECTION), int(text == RESAMPLED)
+    search, _, nthresh = text.partition(":")
+    enough, min_bands = search.split("x")
+    deblend = {"deblend_nthresh": int(nthresh)} if nthresh else {}
+    return {**REFERENCE_DETECTION, "enough_sources": int(enough), "min_bands": int(min_bands), **deblend}, 0
 
 
 def night_dir(out: Path, name: str, workers: int) -> Path:
@@ -109,7 +113,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/bench-agreement"))
     parser.add_argument("--nights", type=lambda t: t.split(","), default=list(NIGHTS))
     parser.add_argument("--settings", type=lambda t: t.split(","), default=["300x2", "150x1", "100x1"],
-                        help=f"enough_sources x min_bands, comma-separated; {RESAMPLED} for the sampling floor")
+                        help=f"enough_sources x min_bands[:deblend_nthresh], comma-separated; {RESAMPLED} for the "
+                             "sampling floor")
     parser.add_argument("--band-rows", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reuse", action="store_true", help="reuse kept results of (night, setting)")

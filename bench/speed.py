@@ -50,6 +50,9 @@ SEXTRACTOR_DIR = Path(__file__).resolve().parent / "sextractor"
 TARGET_SECONDS = {"ordinary": 2.0, "crowded": 4.0}  # p50 end to end, 2 workers (issue 11)
 TARGET_RSS_MIB = 1024.0
 W_TOLERANCE = 0.05  # W of the default settings within 5% of the every-row reference
+# The reference detection (method.md step 2, as SExtractor runs it): every row searched, 32 deblending thresholds at
+# contrast 0. Verdicts of the shipped settings are measured against it (here and in bench/agreement.py).
+REFERENCE_DETECTION = {"enough_sources": None, "max_searched_rows": None, "deblend_nthresh": 32, "deblend_cont": 0.0}
 SEX_STAGES = ("decompress", "sextractor", "cutouts")
 # (table row, skyqa verdict timings_s key, SExtractor-path stage or None)
 STAGE_ROWS = (
@@ -484,7 +487,7 @@ def measure(args: argparse.Namespace) -> list[DensityRuns]:
            "SKYQA_PREVIEWS__LOCATION": str(args.out.resolve() / "previews")}
     if args.models:
         env["SKYQA_MODELS__REPOSITORY"] = str(args.models)
-    every_row = {"SKYQA_DETECTION__ENOUGH_SOURCES": "null", "SKYQA_DETECTION__MAX_SEARCHED_ROWS": "null"}
+    every_row = {f"SKYQA_DETECTION__{key.upper()}": json.dumps(value) for key, value in REFERENCE_DETECTION.items()}
     runs = []
     for density in args.densities:
         paths = [simulated_exposure(args.out, args.seed, args.size, density, i) for i in range(args.per_density)]

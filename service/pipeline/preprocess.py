@@ -12,7 +12,7 @@ needs the usual `if __name__ == "__main__":` guard.
 
 Searched rows (`skyqa.service.pipeline.bands`; every row is the reference): row bands of ~`band_rows`
 rows are read (FITS sections: only their compressed tiles are decoded) and searched one after another
-until enough sources for the cutouts are found. Each band is read with size + margin rows of context
+until enough sources for the cutouts are found. Each band is read with `band_pad` rows of context
 on both sides so sources near its edges are detected whole and cut out, but only sources centred
 in the band proper are counted, which keeps W unbiased after scaling by the inverse searched fraction.
 """
@@ -131,6 +131,14 @@ def _process_ccds(
         return [_process_ccd(opened, info, exposure, seed, det_cfg, cut_cfg, preview_bin) for info in ccds]
 
 
+def band_pad(cut_cfg: CutoutConfig) -> int:
+    """Rows of context read on each side of a band: a source centred in the band proper has its whole cutout
+    (size / 2 rows) and `border_margin` more for its detection. Measured against size + margin (37 rows; 24
+    exposures of 8 full-height CCDs, bench-agreement): the same labels and cells, W within 5% on 23 instead of
+    22, for ~10% fewer rows read and searched."""
+    return cut_cfg.size // 2 + cut_cfg.border_margin
+
+
 def _process_ccd(
     opened: OpenExposure, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig,
     preview_bin: int | None = None,
@@ -138,7 +146,7 @@ def _process_ccd(
     """Everything one CCD contributes: row bands read and searched until enough sources (`bands.BandSearch`);
     its preview thumbnail from the bands read (before detection changes them) plus a strided read of the rest."""
     clock, notes = _StageClock(), []
-    n_rows, pad = info.shape[0], cut_cfg.size + cut_cfg.border_margin
+    n_rows, pad = info.shape[0], band_pad(cut_cfg)
     search = BandSearch(n_rows, det_cfg, ccd_seed(seed, exposure, info.extname))
     bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
     saturated, white, preview = [], [], {}
