@@ -31,6 +31,7 @@ NIGHTS = {
     "own-small": ["--size", "small", "--n", "60", "--seed", "4242"],
     "unseen-small": ["--size", "small", "--site", "unseen", "--n", "60", "--seed", "4243"],
     "own-tall": ["--size", "8,4612,2048", "--n", "24", "--seed", "4244"],  # 8 full-height CCDs
+    "unseen-tall": ["--size", "8,2048,3072", "--site", "unseen", "--n", "24", "--seed", "4245"],  # the unseen CCD
 }
 REFERENCE = "every-row"
 # Every row again, with another sampling seed: which 100 cutouts per CCD are drawn moves the DESOM-2 cell

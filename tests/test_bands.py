@@ -7,7 +7,8 @@ import pytest
 from fits_factory import Stars, write_exposure
 
 from skyqa.service.config import DetectionConfig, Settings
-from skyqa.service.pipeline.bands import MIN_BANDS_TO_SPLIT, BandSearch, band_slices, merge_adjacent, spread_order
+from skyqa.service.pipeline.bands import (MIN_BANDS_TO_SPLIT, MIN_CORE_ROWS, NEED_MARGIN, BandSearch, band_slices,
+                                          merge_adjacent, spread_order)
 from skyqa.service.pipeline.preprocess import prepare_exposure
 
 
@@ -37,7 +38,7 @@ def test_merge_adjacent():
 
 
 def test_search_stops_when_enough_sources():
-    search = BandSearch(4612, DetectionConfig(band_rows=256, min_bands=2, enough_sources=300), seed=3)
+    search = BandSearch(4612, DetectionConfig(band_rows=256, first_rows=None, min_bands=2, enough_sources=300), seed=3)
     first = search.next_cores()
     assert len(first) == 2 and sum(c.stop - c.start for c in first) == 512
     assert abs(first[0].start - first[1].start) >= 4612 // 3  # spread along the CCD
@@ -46,16 +47,16 @@ def test_search_stops_when_enough_sources():
 
 
 def test_search_takes_what_the_density_needs():
-    search = BandSearch(4612, DetectionConfig(band_rows=256, min_bands=2, enough_sources=300), seed=3)
+    search = BandSearch(4612, DetectionConfig(band_rows=256, first_rows=None, min_bands=2, enough_sources=300), seed=3)
     search.next_cores()
-    search.record(200)  # ~100 a band: one more band
-    assert len(search.next_cores()) == 1
+    search.record(200)  # ~100 a band: the rows of one more band, with the margin
+    assert sum(c.stop - c.start for c in search.next_cores()) == 256 * NEED_MARGIN
     search.record(100)
     assert search.next_cores() == []
 
 
 def test_sparse_ccd_falls_back_to_every_row():
-    search = BandSearch(4612, DetectionConfig(band_rows=256, min_bands=2, enough_sources=300), seed=3)
+    search = BandSearch(4612, DetectionConfig(band_rows=256, first_rows=None, min_bands=2, enough_sources=300), seed=3)
     first = search.next_cores()
     search.record(10)  # ~90 on the whole CCD: never enough
     rest = search.next_cores()
@@ -63,6 +64,47 @@ def test_sparse_ccd_falls_back_to_every_row():
     assert len(rest) <= 3  # the remaining bands merged into contiguous reads
     search.record(0)
     assert search.next_cores() == [] and search.fraction == 1.0
+
+
+def test_first_rows_then_what_the_density_needs():
+    """A crowded CCD is done in `first_rows`; elsewhere the next search takes the missing rows, continuing the band."""
+    cfg = DetectionConfig(band_rows=256, first_rows=128, enough_sources=150)
+    crowded = BandSearch(4612, cfg, seed=3)
+    probe = crowded.next_cores()
+    assert len(probe) == 1 and probe[0].stop - probe[0].start == 128
+    crowded.record(400)
+    assert crowded.next_cores() == [] and crowded.fraction == pytest.approx(128 / 4612)
+
+    ordinary = BandSearch(4612, cfg, seed=3)
+    (first,) = ordinary.next_cores()
+    ordinary.record(100)  # 50 missing at 1.28 rows a source
+    (more,) = ordinary.next_cores()
+    assert more.start == first.stop and more.stop - more.start == np.ceil(50 * 1.28 * NEED_MARGIN)
+    ordinary.record(40)  # 10 missing: the smallest search (or the band's whole rest, rather than leave a sliver)
+    tail = ordinary.next_cores()
+    assert MIN_CORE_ROWS <= sum(c.stop - c.start for c in tail) < 2 * MIN_CORE_ROWS and tail[0].start == more.stop
+    ordinary.record(20)
+    assert ordinary.next_cores() == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_searches_are_never_slivers_and_never_overlap(seed):
+    rng = np.random.default_rng(seed)
+    search = BandSearch(4612, DetectionConfig(first_rows=int(rng.integers(32, 300)), enough_sources=150), seed=seed)
+    rows = []
+    while cores := search.next_cores():
+        rows += [r for c in cores for r in range(c.start, c.stop)]
+        assert all(c.stop - c.start >= MIN_CORE_ROWS for c in cores)
+        search.record(int(rng.integers(0, 60)))
+    assert len(rows) == len(set(rows)) == search.searched_rows
+
+
+def test_first_rows_on_a_sparse_ccd_fall_back_to_every_row():
+    search = BandSearch(4612, DetectionConfig(band_rows=256, first_rows=128, enough_sources=150), seed=5)
+    first = search.next_cores()
+    search.record(2)  # ~72 on the whole CCD
+    rest = search.next_cores()
+    assert sorted(r for c in first + rest for r in range(c.start, c.stop)) == list(range(4612))
 
 
 def test_reference_and_row_cap():

@@ -23,6 +23,8 @@ from skyqa.service.config import DetectionConfig
 # detected more (pads, several reads) than one whole read: 4.08 against 3.64 CPU-s per exposure (bench-agreement,
 # own-small, 150x1), and the shipped models were trained on such CCDs searched in every row.
 MIN_BANDS_TO_SPLIT = 8
+MIN_CORE_ROWS = 32  # no smaller searches: each read carries 2 x bands_pad rows of context
+NEED_MARGIN = 1.25  # rows taken for the missing sources, over what the density so far says: rarely a third read
 
 
 def band_slices(n_rows: int, band_rows: int) -> list[slice]:
@@ -63,14 +65,20 @@ def merge_adjacent(cores: list[slice]) -> list[slice]:
 
 
 class BandSearch:
-    """The bands of one CCD to search next, given the sources found so far (`next_cores` / `record`)."""
+    """The rows of one CCD to search next, given the sources found so far (`next_cores` / `record`).
+
+    The first search covers `first_rows` rows of each of the first `min_bands` bands (whole bands when None, and on
+    CCDs too short to split): a
+    crowded CCD is done there. Later searches take just the rows the density seen so far says are missing (with
+    NEED_MARGIN): the rest of a band partly searched first, then further bands in spread order."""
 
     def __init__(self, n_rows: int, cfg: DetectionConfig, seed: int) -> None:
         bands = band_slices(n_rows, cfg.band_rows)
-        if len(bands) < MIN_BANDS_TO_SPLIT:
-            bands = [slice(0, n_rows)]
-        self.n_rows, self.cfg = n_rows, cfg
-        self.todo = [bands[i] for i in spread_order(len(bands), seed)]
+        split = len(bands) >= MIN_BANDS_TO_SPLIT
+        bands = bands if split else [slice(0, n_rows)]
+        self.n_rows, self.cfg, self.first_rows = n_rows, cfg, cfg.first_rows if split else None
+        # (rows, a band not searched yet); the rests of bands partly searched go first
+        self.todo = [(bands[i], True) for i in spread_order(len(bands), seed)]
         self.searched_rows = self.searched_bands = self.found = 0
 
     @property
@@ -82,31 +90,55 @@ class BandSearch:
         need = self.cfg.enough_sources
         return need is not None and self.found >= need and self.searched_bands >= self.cfg.min_bands
 
+    def _pop(self, rows: int) -> tuple[slice, slice | None]:
+        """The next band in line, cut to `rows` when that leaves a rest of MIN_CORE_ROWS or more: (taken, rest)."""
+        band, new = self.todo.pop(0)
+        self.searched_bands += new
+        if band.stop - band.start - rows >= MIN_CORE_ROWS:
+            return slice(band.start, band.start + rows), slice(band.start + rows, band.stop)
+        return band, None
+
+    def _first(self) -> list[slice]:
+        """`first_rows` of each of the first `min_bands` bands; their rests go first in line."""
+        cores, rests = [], []
+        for _ in range(min(self.cfg.min_bands, len(self.todo))):
+            core, rest = self._pop(self.first_rows or self.n_rows)
+            cores.append(core)
+            rests += [(rest, False)] if rest is not None else []
+        self.todo[:0] = rests
+        return cores
+
+    def _take(self, rows: int) -> list[slice]:
+        """The next `rows` rows in line (at least MIN_CORE_ROWS); a band cut short keeps its rest first in line."""
+        cores, left = [], rows
+        while left > 0 and self.todo:
+            core, rest = self._pop(max(left, MIN_CORE_ROWS))
+            if rest is not None:
+                self.todo.insert(0, (rest, False))
+            cores.append(core)
+            left -= core.stop - core.start
+        return cores
+
     def next_cores(self) -> list[slice]:
         """Row ranges (disjoint, adjacent ones merged) to search next; empty when the search is over."""
         budget = (self.cfg.max_searched_rows or self.n_rows) - self.searched_rows
         if not self.todo or self._enough() or budget <= 0:
             return []
         need = self.cfg.enough_sources
-        if need is None:
-            take = len(self.todo)
+        if need is None or (self.searched_rows and (self.found == 0 or self.found / self.fraction < need)):
+            cores = self._take(self.n_rows)  # the reference, or too sparse to ever get enough: every row
         elif self.searched_bands < self.cfg.min_bands:
-            take = self.cfg.min_bands
-        elif self.found == 0 or self.found / self.fraction < need:  # too sparse to ever get enough: every row
-            take = len(self.todo)
+            cores = self._first()
         else:
-            rows_per_source = self.searched_rows / self.found
-            take = math.ceil((need - self.found) * rows_per_source / self.cfg.band_rows)
-        batch, rows = [], 0
-        for band in self.todo[: max(1, take)]:
-            if rows + band.stop - band.start > budget and (batch or self.searched_rows):  # the first band always
+            cores = self._take(math.ceil((need - self.found) * self.searched_rows / self.found * NEED_MARGIN))
+        kept, rows = [], 0
+        for core in cores:  # within the row budget; the first core always
+            if rows + core.stop - core.start > budget and (kept or self.searched_rows):
                 break
-            batch.append(band)
-            rows += band.stop - band.start
-        self.todo = self.todo[len(batch):]
+            kept.append(core)
+            rows += core.stop - core.start
         self.searched_rows += rows
-        self.searched_bands += len(batch)
-        return merge_adjacent(batch)
+        return merge_adjacent(kept)
 
     def record(self, found: int) -> None:
         """The last `next_cores` were searched and gave `found` sources a cutout can be taken around."""

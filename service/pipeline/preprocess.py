@@ -201,8 +201,8 @@ def _process_ccd(
     chosen = select_sources(x, y_ccd, info.shape, cut_cfg.size, cut_cfg.border_margin, cut_cfg.per_ccd, rng)
     raw = np.empty((len(chosen), cut_cfg.size, cut_cfg.size), np.float32)
     for i, band in enumerate(bands):
-        here = band_of[chosen] == i
-        raw[here] = extract_cutouts(band, x[chosen[here]], y_band[chosen[here]], cut_cfg.size)
+        if (here := band_of[chosen] == i).any():
+            raw[here] = extract_cutouts(band, x[chosen[here]], y_band[chosen[here]], cut_cfg.size)
     cutouts = normalise_cutouts(raw, cut_cfg.clip_percentiles)
     clock.lap("cutouts")
 
