@@ -45,6 +45,18 @@ def test_copy_flag():
     assert abs(np.median(data)) < 1.0  # background subtracted in place
 
 
+def test_searching_some_rows_keeps_the_whole_background_and_data_rows():
+    data = star_field(n=60)
+    whole = detect(data, DetectionConfig())
+    part = detect(data, DetectionConfig(), rows=slice(64, 192))
+    assert part.level == whole.level and part.rms == whole.rms
+    np.testing.assert_array_equal(part.mesh, whole.mesh)
+    inner = whole.objects[(whole.objects["y"] > 72) & (whole.objects["y"] < 184)]  # clear of the searched edges
+    assert 10 <= len(inner) and 64 <= part.objects["y"].min() and part.objects["y"].max() < 192
+    for star in inner:  # found again, at the same place in `data`
+        assert np.hypot(part.objects["x"] - star["x"], part.objects["y"] - star["y"]).min() < 0.01
+
+
 def test_flat_data_gives_no_sources():
     for data in (np.zeros((128, 128), np.float32), np.full((128, 128), 700.0, np.float32)):
         found = detect(data, DetectionConfig())

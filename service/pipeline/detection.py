@@ -84,10 +84,13 @@ def _empty_objects() -> np.ndarray:
     return np.zeros(0, dtype=[(f, np.int64 if f in ("npix", "flag") else np.float64) for f in OBJECT_FIELDS])
 
 
-def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True) -> Detections:
+def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True, rows: slice | None = None) -> Detections:
     """Detect sources on one CCD (or band). With copy=False `data` (native float32, C-contiguous)
     is background-subtracted in place, saving a CCD-sized copy; cutouts are taken from it either way
-    since min-max normalisation makes the smooth background offset irrelevant."""
+    since min-max normalisation makes the smooth background offset irrelevant.
+
+    `rows`: search only these rows (objects' y stay in `data`'s rows); the background is measured on all of
+    `data`, which can then be read in whole meshes at no extraction cost (extraction is most of the time)."""
     sub = np.array(data, dtype=np.float32, order="C", copy=copy or None)
     bkg = sep.Background(sub, bw=cfg.back_size, bh=cfg.back_size, fw=cfg.back_filtersize, fh=cfg.back_filtersize)
     level, rms = float(bkg.globalback), float(bkg.globalrms)
@@ -100,6 +103,8 @@ def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True) -> Detecti
     if not (rms > 0.0 and math.isfinite(rms)):  # flat data: nothing stands above a zero noise
         return Detections(_empty_objects(), level, rms, mesh)
     kernel = gaussian_kernel(cfg.filter_fwhm_px, cfg.filter_size)
+    offset = 0 if rows is None else rows.indices(len(sub))[0]
+    sub = sub if rows is None else sub[rows]  # a row range of a C-contiguous array is one too
     pixstack, deblend, status = min(PIXSTACK, sub.size), 0, "ok"
     max_pixstack = min(MAX_PIXSTACK, sub.size)
     while True:
@@ -116,6 +121,8 @@ def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True) -> Detecti
                 deblend_cont=cfg.deblend_cont if cont is None else cont,
                 clean=cfg.clean,
             )
+            for field in ("y", "ymin", "ymax", "ycpeak", "ypeak"):
+                objects[field] += offset
             return Detections(objects, level, rms, mesh, status)
         except Exception as exc:  # sep raises a bare Exception for its buffer overflows
             if _PIXEL_OVERFLOW in str(exc) and pixstack < max_pixstack:

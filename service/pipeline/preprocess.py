@@ -12,9 +12,10 @@ needs the usual `if __name__ == "__main__":` guard.
 
 Searched rows (`skyqa.service.pipeline.bands`; every row is the reference): row bands of ~`band_rows`
 rows are read (FITS sections: only their compressed tiles are decoded) and searched one after another
-until enough sources for the cutouts are found. Each band is read with `band_pad` rows of context
-on both sides so sources near its edges are detected whole and cut out, but only sources centred
-in the band proper are counted, which keeps W unbiased after scaling by the inverse searched fraction.
+until enough sources for the cutouts are found. Each band is searched with `detection_context` rows of context
+on both sides so sources near its edges are detected whole and cut out, and read in whole background meshes
+(`bands.band_read`); only sources centred in the band proper are counted, which keeps W unbiased after scaling
+by the inverse searched fraction.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from astropy.io import fits
 
 from skyqa.service.config import CutoutConfig, DetectionConfig, Settings
-from skyqa.service.pipeline.bands import BandSearch
+from skyqa.service.pipeline.bands import BandSearch, band_read
 from skyqa.service.pipeline.cutouts import away_from_border, extract_cutouts, normalise_cutouts, select_sources
 from skyqa.service.pipeline.descriptor import (FEATURES, CCDBackground, column_step, describe, read_noise_adu,
                                                saturated_pixel_fraction, white_noise)
@@ -56,7 +57,9 @@ from skyqa.service.verdict import PhysicalMetrics
 
 REFERENCE_CCDS = 36  # W is scaled to a 36-CCD exposure, as the reference does for 40-CCD ones
 STAGES = ("read", "preview", "detect", "cutouts")
-CHUNKS_PER_WORKER = 3  # enough tasks to balance uneven CCDs, few enough to open the file rarely
+# Enough tasks to balance uneven CCDs and keep the last chunk small (its DESOM-1 runs after the workers are done),
+# few enough to open the file rarely.
+CHUNKS_PER_WORKER = 6
 
 
 @dataclass
@@ -131,11 +134,9 @@ def _process_ccds(
         return [_process_ccd(opened, info, exposure, seed, det_cfg, cut_cfg, preview_bin) for info in ccds]
 
 
-def band_pad(cut_cfg: CutoutConfig) -> int:
-    """Rows of context read on each side of a band: a source centred in the band proper has its whole cutout
-    (size / 2 rows) and `border_margin` more for its detection. Measured against size + margin (37 rows; 24
-    exposures of 8 full-height CCDs, bench-agreement): the same labels and cells, W within 5% on 23 instead of
-    22, for ~10% fewer rows read and searched."""
+def detection_context(cut_cfg: CutoutConfig) -> int:
+    """Rows searched on each side of a band: a source centred in the band proper has its whole cutout (size / 2
+    rows) and `border_margin` more for its detection."""
     return cut_cfg.size // 2 + cut_cfg.border_margin
 
 
@@ -146,12 +147,12 @@ def _process_ccd(
     """Everything one CCD contributes: row bands read and searched until enough sources (`bands.BandSearch`);
     its preview thumbnail from the bands read (before detection changes them) plus a strided read of the rest."""
     clock, notes = _StageClock(), []
-    n_rows, pad = info.shape[0], band_pad(cut_cfg)
+    n_rows, context = info.shape[0], detection_context(cut_cfg)
     search = BandSearch(n_rows, det_cfg, ccd_seed(seed, exposure, info.extname))
     bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
     saturated, white, preview = [], [], {}
     while cores := search.next_cores():
-        reads = [slice(max(0, c.start - pad), min(n_rows, c.stop + pad)) for c in cores]
+        reads = [band_read(c, n_rows, context, det_cfg.back_size) for c in cores]
         batch = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
         clock.lap("read")
         if preview_bin is not None:
@@ -164,7 +165,8 @@ def _process_ccd(
             if is_dead(band):
                 continue
             saturated.append(saturated_pixel_fraction(fill_nans(band), info.saturate))
-            det = detect(band, det_cfg, copy=False)  # band is background-subtracted in place
+            searched = slice(max(0, core.start - context - read.start), core.stop + context - read.start)
+            det = detect(band, det_cfg, copy=False, rows=searched)  # band is background-subtracted in place
             white.append(white_noise(band))
             if det.status != "ok":
                 notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
