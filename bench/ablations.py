@@ -5,8 +5,8 @@ Everything runs on an unseen-site ARCHIVE night (another seed of the family than
 touches the test night). One DESOM-1 and one set of per-exposure BMUs serve every arm; only DESOM-2 differs.
 
 Ablation (points 3 and 4): for each arm, a descriptor share (0 = the 625 bins alone) and the features it takes
-(`background`: the sky and detector features, `shape`: seeing, elongation, aligned ellipticity, `all`), DESOM-2
-is trained on the archive as
+(`background`: the sky and detector features, `shape`: seeing, elongation, aligned ellipticity, `all`; or a share
+per group, `0.5:shape+0.1:background`), DESOM-2 is trained on the archive as
 `skyqa adapt` does (map sized to the archive, its schedule), named from `--labels` labelled archive exposures
 (stratified, the same for every arm) with adapt's label spreading and calibration, and scored on every other
 archive exposure (their truth stands in for an expert), with the version's background check on and off.
@@ -37,26 +37,39 @@ from skyqa import shipped_models
 from skyqa.service.config import load_settings
 from skyqa.service.labels import Label
 from skyqa.service.modelrepo import resolve_version
-from skyqa.service.pipeline.descriptor import BACKGROUND_FEATURES, FEATURES, SHAPE_FEATURES
+from skyqa.service.pipeline.descriptor import GROUPS
+from skyqa.service.pipeline.desom2_input import DescriptorShare, feature_shares
 from skyqa.service.pipeline.histovector import histo_vector
 from skyqa.service.scoring import binary_score, read_truth_labels
 from skyqa.service.search.representation import embed, fractions
 
 PAIRS = ((Label.BADFOCUS, Label.BSEEING), (Label.BT, Label.GOOD))
 PER_CCD = (100, 50, 25)
-FEATURE_GROUPS = {"background": BACKGROUND_FEATURES, "shape": SHAPE_FEATURES, "all": FEATURES}
 DEFAULT_ARMS = "0,0.25:background,0.25:all,1:all"
 
 
-def parse_arms(text: str) -> list[tuple[float, str]]:
-    """"0,0.25:background,1:all" -> [(0.0, "all"), (0.25, "background"), (1.0, "all")] (share 0 takes no features)."""
-    arms = []
-    for part in text.split(","):
-        share, _, group = part.partition(":")
-        if (group or "all") not in FEATURE_GROUPS:
-            raise ValueError(f"unknown feature group {group!r}: one of {sorted(FEATURE_GROUPS)}")
-        arms.append((float(share), group or "all"))
-    return arms
+def parse_arm(text: str) -> DescriptorShare:
+    """"0.25" or "0.25:all" -> 0.25 (every feature); "0.5:shape+0.1:background" -> {"shape": 0.5, "background": 0.1}."""
+    parts = [part.partition(":") for part in text.split("+")]
+    if len(parts) == 1 and parts[0][2] in ("", "all"):
+        return float(parts[0][0])
+    share = {group: float(value) for value, _, group in parts}
+    feature_shares(share)  # unknown groups fail here
+    return share
+
+
+def parse_arms(text: str) -> list[DescriptorShare]:
+    """"0,0.25:background,1:all" -> [0.0, {"background": 0.25}, 1.0]."""
+    return [parse_arm(part) for part in text.split(",")]
+
+
+def arm_name(share: DescriptorShare) -> str:
+    """The arm as --arms writes it: "0", "0.25:all", "0.5:shape+0.1:background"."""
+    if not feature_shares(share):
+        return "0"
+    if not isinstance(share, dict):
+        return f"{share:g}:all"
+    return "+".join(f"{share[g]:g}:{g}" for g in sorted(share, key=lambda g: -share[g]) if share[g] > 0)
 
 
 def cpu_s() -> float:
@@ -139,7 +152,7 @@ def stratified(truth: dict[str, Label], n: int, seed: int) -> dict[str, Label]:
     return {ids[i]: truth[ids[i]] for i in sorted(chosen)}
 
 
-def arm(share: float, group: str, data: Path, desom1: Path, work: Path, vectors: tuple[list[str], np.ndarray],
+def arm(share: DescriptorShare, data: Path, desom1: Path, work: Path, vectors: tuple[list[str], np.ndarray],
         metrics: dict[str, dict], naming: dict[str, Label], held: dict[str, Label], grid: tuple[int, int],
         schedule, settings) -> dict:
     from skyqa.training import workflow
@@ -147,16 +160,16 @@ def arm(share: float, group: str, data: Path, desom1: Path, work: Path, vectors:
     from skyqa.training.curate import read_cells
     from skyqa.training.spread import unlabelled_fraction
 
-    out = work / (f"desom2-share-{share:g}" + (f"-{group}" if share > 0 else ""))
+    out = work / ("desom2-share-" + arm_name(share).replace(":", "-").replace("+", "-"))
     start, cpu = time.perf_counter(), cpu_s()
     if not (out / "cells.csv").exists():
         workflow.train_desom2(data, desom1, out, schedule.desom2_iterations, schedule.desom2_batch, schedule.seed,
-                              grid, share, vectors, FEATURE_GROUPS[group])
+                              grid, share, vectors)
     cells = read_cells(out / "cells.csv")
     named = name_map(np.load(out / "som_prototypes.npy"), grid, cells, metrics, naming, settings,
                      schedule.min_confidence, "ablation naming sample", schedule.seed)
     ids = sorted(held)
-    result = {"share": share, "features": group, "wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(cpu_s() - cpu, 1),
+    result = {"share": share, "arm": arm_name(share), "wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(cpu_s() - cpu, 1),
               "unlabelled_cells": round(unlabelled_fraction(named.labels, cells)[0], 3)}
     for check in (False, True):
         said = verdicts(named, cells, metrics, ids, settings, check=check)
@@ -173,7 +186,7 @@ def arm(share: float, group: str, data: Path, desom1: Path, work: Path, vectors:
 
 
 def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, labels: int = 120,
-        arms: list[tuple[float, str]] | None = None, desom2_iterations: int | None = None, workers: int = 2,
+        arms: list[DescriptorShare] | None = None, desom2_iterations: int | None = None, workers: int = 2,
         naming_seeds: tuple[int, ...] = (0, 1, 2), adapt_work: Path | None = None) -> list[dict]:
     """Prints the hard-pair probes and the descriptor x background-check table; returns the arms' results."""
     from skyqa.service.pipeline.cli import expand
@@ -211,22 +224,30 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
     print(f"\n## Background descriptor x background check: DESOM-2 {grid[0]}x{grid[1]} trained on {len(ids)} archive "
           f"exposures, named from {labels} labelled ones (a stratified sample per naming seed), scored on all the "
           f"others (unlabelled = not Good; paper's convention, unlabelled ignored, in brackets)\n")
-    print("| descriptor share | features | naming seed | background check | accuracy | Good precision | Good recall | unlabelled | "
+    print("| descriptor share:features | naming seed | background check | accuracy | Good precision | Good recall | unlabelled | "
           "BadFocus->BSeeing | BT->Good | BGP->Good | Good->BGP | DESOM-2 CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = []
-    for share, group in arms or parse_arms(DEFAULT_ARMS):
+    for share in arms or parse_arms(DEFAULT_ARMS):
         for seed in naming_seeds:
             naming = stratified(truth, labels, seed=seed)
             held = {e: v for e, v in truth.items() if e not in naming}
-            r = arm(share, group, data, desom1, work, (ids, vectors[100]), metrics, naming, held, grid, schedule, settings)
+            r = arm(share, data, desom1, work, (ids, vectors[100]), metrics, naming, held, grid, schedule, settings)
             results.append(r | {"naming_seed": seed, "held_out": len(held)})
             for key in ("rule off", "rule on"):
                 s, c = r[key], r[key]["confused"]
                 ig = " / ".join(f"{v:.3f}" for v in s["ignored"])
-                print(f"| {share:g} | {group if share > 0 else '-'} | {seed} | {key.split()[1]} | {s['accuracy']:.3f} | {s['precision']:.3f} | "
+                print(f"| {r['arm']} | {seed} | {key.split()[1]} | {s['accuracy']:.3f} | {s['precision']:.3f} | "
                       f"{s['recall']:.3f} ({ig}) | {s['unlabelled']} | {c['BadFocus->BSeeing']} | {c['BT->Good']} | "
                       f"{c['BGP->Good']} | {c['Good->BGP']} | {r['cpu_s']} |")
+    print("\n## Means over the naming samples (rule on; BT->Good, BGP->Good summed over them)\n")
+    print("| arm | accuracy | Good precision | Good recall | unlabelled | BT->Good | BGP->Good |\n|---|---|---|---|---|---|---|")
+    for name in dict.fromkeys(r["arm"] for r in results):
+        on = [r["rule on"] for r in results if r["arm"] == name]
+        mean = {k: np.mean([s[k] for s in on]) for k in ("accuracy", "precision", "recall", "unlabelled")}
+        print(f"| {name} | {mean['accuracy']:.3f} | {mean['precision']:.3f} | {mean['recall']:.3f} | "
+              f"{mean['unlabelled']:.0f} | {sum(s['confused']['BT->Good'] for s in on)} | "
+              f"{sum(s['confused']['BGP->Good'] for s in on)} |")
     (work / "ablations.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"\ntotal: {time.perf_counter() - start:.0f} s wall, {cpu_s() - cpu:.0f} s CPU")
     return results
@@ -240,7 +261,8 @@ def main() -> None:
     parser.add_argument("--desom1", type=Path, help="a DESOM-1 training directory (default: the shipped latest)")
     parser.add_argument("--labels", type=int, default=120)
     parser.add_argument("--arms", default=DEFAULT_ARMS,
-                        help="descriptor share[:features] per arm; features: " + ", ".join(FEATURE_GROUPS))
+                        help="per arm, comma-separated: share[:features][+share:features]; features: all, "
+                             + ", ".join(GROUPS))
     parser.add_argument("--adapt-work", type=Path, help="reuse this `skyqa adapt` work directory's dataset and DESOM-1")
     parser.add_argument("--desom2-iterations", type=int)
     parser.add_argument("--workers", type=int, default=2)

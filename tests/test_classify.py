@@ -120,7 +120,8 @@ def test_a_version_with_the_background_descriptor_maps_what_the_bins_cannot_see(
     odd = write_exposure(tmp_path / "odd.fits", primary_header={"EXPTIME": 2.0}, header={"SATURATE": 2000.0},
                          **pixels)
     trained_on = prepare_exposure(ordinary, load_settings(workers=1)).descriptor  # the "archive" is the ordinary sky
-    descriptor = DescriptorScaler(FEATURES, trained_on.astype(np.float64), np.full(len(FEATURES), 0.05), weight=50.0)
+    descriptor = DescriptorScaler(FEATURES, trained_on.astype(np.float64), np.full(len(FEATURES), 0.05),
+                                  weights=np.full(len(FEATURES), 50.0))
     verdicts = {}
     for kind, extra in (("bins", None), ("descriptor", descriptor)):
         settings = load_settings(workers=1)

@@ -9,7 +9,10 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
+from skyqa.service.pipeline.desom2_input import parse_share
 from skyqa.training.schedule import Schedule
+
+SCHEDULE_OPTIONS = {"descriptor_share": (parse_share, "SHARE")}  # (parser, metavar) of non-numeric schedule options
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -31,9 +34,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--max-cutouts", type=int, default=200_000,
                        help="desom1: most cutouts held in memory; a bigger dataset is streamed from its shards")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--descriptor-share", type=float, default=Schedule.descriptor_share,
-                       help="desom2: append the background descriptor, weighted to carry this share of the "
-                            "histo-vector's variance; 0 trains a 625-input version (default %(default)s)")
+    train.add_argument("--descriptor-share", type=parse_share, default=Schedule.descriptor_share, metavar="SHARE",
+                       help="desom2: append the exposure descriptor, weighted to carry this share of the "
+                            "histo-vector's variance: a total over every feature (0.25) or one per feature group "
+                            "(shape=0.4,background=0.1; a group at 0 is left out); 0 trains a 625-input version "
+                            "(default %(default)s)")
     train.set_defaults(run=_run_train)
 
     evaluate = commands.add_parser("evaluate", help="map quality (QE, TE, reconstruction, usage) and cell scores")
@@ -92,8 +97,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     adapt.add_argument("--propose", type=int, metavar="N", help="write (and print) the N exposures whose labels "
                        "would name the most of the map to OUT/propose.csv, then stop")
     for name, value in asdict(Schedule()).items():
-        adapt.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
-                           metavar=type(value).__name__.upper(), help="default: %(default)s")
+        parse, metavar = SCHEDULE_OPTIONS.get(name, (type(value), type(value).__name__.upper()))
+        adapt.add_argument(f"--{name.replace('_', '-')}", type=parse, default=value, metavar=metavar,
+                           help="default: %(default)s")
     adapt.set_defaults(run=_run_adapt)
 
     report = commands.add_parser("report", help="PNG pictures: DESOM-1 prototypes, DESOM-2 label map, density maps")

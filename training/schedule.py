@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from skyqa.service.pipeline.desom2_input import DescriptorShare
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -15,7 +17,7 @@ class Schedule:
     desom1_max_cutouts: int = 100_000
     desom2_iterations: int = 3000
     desom2_batch: int = 32
-    descriptor_share: float = 0.25  # skyqa.service.pipeline.desom2_input; 0: a 625-input map
+    descriptor_share: DescriptorShare = 0.25  # skyqa.service.pipeline.desom2_input: total or per group; 0: 625 bins
     exposures_per_cell: int = 20
     holdout: float = 0.25
     min_confidence: float = 0.6

@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from skyqa.service.calibration import CALIBRATION, Calibration
 from skyqa.service.config import Settings
-from skyqa.service.pipeline.descriptor import FEATURES
-from skyqa.service.pipeline.desom2_input import Desom2Input
+from skyqa.service.pipeline.descriptor import GROUPS
+from skyqa.service.pipeline.desom2_input import Desom2Input, DescriptorShare, feature_shares
 from skyqa.service.pipeline.histovector import histo_vector
 from skyqa.service.pipeline.ids import safe_join
 from skyqa.service.inference.base import DESOM1, DESOM2, Contract
@@ -107,20 +107,19 @@ def dataset_descriptors(data: Path, ids: list[str]) -> np.ndarray:
 
 
 def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, batch_size: int | None,
-                 seed: int, map_size: tuple[int, int] = (20, 20), descriptor_share: float = 0.0,
-                 vectors: tuple[list[str], np.ndarray] | None = None,
-                 descriptor_features: tuple[str, ...] = FEATURES) -> dict:
-    """DESOM-2 on the dataset's histo-vectors through the exported DESOM-1; with descriptor_share > 0 the background
-    descriptor is appended (skyqa.service.pipeline.desom2_input), weighted to carry that share of the bins'
-    variance. A map smaller than the paper's 20 x 20 (sized to a small archive) starts its neighbourhood at half
-    the map's side, not at T 10. `vectors`: the dataset's (ids, raw histo-vectors) through this DESOM-1 when the
-    caller already has them (arms of an ablation that share DESOM-1); `descriptor_features` an ablation's subset."""
+                 seed: int, map_size: tuple[int, int] = (20, 20), descriptor_share: DescriptorShare = 0.0,
+                 vectors: tuple[list[str], np.ndarray] | None = None) -> dict:
+    """DESOM-2 on the dataset's histo-vectors through the exported DESOM-1; with a descriptor share (a total, or one
+    per feature group) the exposure descriptor is appended (skyqa.service.pipeline.desom2_input), weighted to
+    carry that share of the bins' variance. A map smaller than the paper's 20 x 20 (sized to a small archive)
+    starts its neighbourhood at half the map's side, not at T 10. `vectors`: the dataset's (ids, raw
+    histo-vectors) through this DESOM-1 when the caller already has them (arms of an ablation that share DESOM-1)."""
     out.mkdir(parents=True, exist_ok=True)
     ids, raw = vectors or histovectors(data, desom1 / "model.onnx")
-    described = dataset_descriptors(data, ids) if descriptor_share > 0 else None
+    described = dataset_descriptors(data, ids) if feature_shares(descriptor_share) else None
     np.savez(out / "histovectors.npz", exposure_id=np.array(ids), histovector=raw,
              **({"descriptor": described} if described is not None else {}))
-    scaler = Desom2Input.fit(raw, described, descriptor_share, descriptor_features)
+    scaler = Desom2Input.fit(raw, described, descriptor_share)
     x = scaler.transform(raw, described)
     t_max = min(10.0, max(map_size) / 2)
     model, resumed = _model(out, partial(build_desom2, map_size=map_size, t_max=t_max, input_dim=scaler.width),
@@ -135,9 +134,17 @@ def train_desom2(data: Path, desom1: Path, out: Path, iterations: int | None, ba
     np.save(out / "som_prototypes.npy", keras.ops.convert_to_numpy(model.som.prototypes))  # latent, for curation
     meta |= {"exposures": len(ids), "occupied_cells": int(len(set(cells.tolist()))), "map_size": list(map_size),
              "inputs": scaler.width, "descriptor_share": descriptor_share,
-             "descriptor_weight": round(scaler.descriptor.weight, 5) if scaler.descriptor else None}
+             "descriptor_weights": _group_weights(scaler)}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
+
+
+def _group_weights(scaler: Desom2Input) -> dict[str, float] | None:
+    """The weight of each feature group the version takes (its features share one), for meta.json and the card."""
+    if scaler.descriptor is None:
+        return None
+    weights = dict(zip(scaler.descriptor.features, scaler.descriptor.weights.tolist()))
+    return {group: round(weights[features[0]], 5) for group, features in GROUPS.items() if features[0] in weights}
 
 
 def export(desom1: Path, desom2: Path, labels: Path, repository: Path, sections: dict | None = None) -> tuple[str, str]:
@@ -150,7 +157,8 @@ def export(desom1: Path, desom2: Path, labels: Path, repository: Path, sections:
         "data": {"desom1 cutouts": meta1["cutouts"], "desom1 exposures": meta1["exposures"],
                  "desom2 exposures": meta2["exposures"], "labelled cells": len(label_map.cells),
                  "desom2 inputs": meta2.get("inputs", 625),
-                 "background descriptor weight": meta2.get("descriptor_weight")},
+                 "descriptor share": meta2.get("descriptor_share"),
+                 "descriptor weights": meta2.get("descriptor_weights", meta2.get("descriptor_weight"))},
         "training": {"desom1": {k: meta1[k] for k in ("iterations", "batch_size", "seconds", "backend")},
                      "desom2": {k: meta2[k] for k in ("iterations", "batch_size", "seconds", "backend")}},
         "metrics": {"desom1 final": meta1["final"], "desom2 final": meta2["final"],

@@ -56,6 +56,7 @@ FEATURES = (
 )
 SHAPE_FEATURES = ("fwhm", "elongation", "aligned_ellipticity")
 BACKGROUND_FEATURES = tuple(f for f in FEATURES if f not in SHAPE_FEATURES)
+GROUPS = {"background": BACKGROUND_FEATURES, "shape": SHAPE_FEATURES}  # a DESOM-2 input share can be set per group
 PERCENTILE = 80.0  # a problem on a fifth of the mosaic counts, one CCD's bright halo does not
 SATURATION_FRACTION = 0.9
 NOISE_ROWS = 16  # every 16th row for the white noise: ~0.02 CPU-s on a 4612 x 2048 CCD

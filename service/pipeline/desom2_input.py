@@ -3,50 +3,81 @@
 A DESOM-2 version declares its input in its `scaler.json`: the per-cell min-max scaler of the normalised
 histo-vector (every version) and, for versions trained with the background descriptor, a `descriptor`
 section: the feature names (`skyqa.service.pipeline.descriptor.FEATURES` at training time), their training
-mean and standard deviation, and the weight the standardised features are multiplied by before they are
-appended. Versions without that section (the shipped v1, v2) take the 625 bins alone, as before.
+mean and standard deviation, the share it was trained with and the per-feature weights the standardised
+features are multiplied by before they are appended (versions from before per-group shares carry one
+`weight` for all). Versions without that section (the shipped v1, v2) take the 625 bins alone, as before.
 
-The weight is set at training so that the descriptor block carries `share` of the histo block's total
+The weights are set at training so that the descriptor block carries `share` of the histo block's total
 variance across the archive (the sum of the 625 bins' variances): with share 0.25 the features together
 spread the archive's exposures about half as far (in input-space distance) as their source populations do;
 they matter, but do not drown the bins (0.25 measured best of 0, 0.25 and 1 on the unseen site: README).
+The share is one number spread evenly over every feature, or one per feature group (`GROUPS`: background,
+shape), spread evenly over that group's features: one informative feature among twelve otherwise carries
+1/12 of the block, and a group at 0 is left out of the input.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from skyqa.service.pipeline.descriptor import FEATURES
+from skyqa.service.pipeline.descriptor import FEATURES, GROUPS
 from skyqa.service.pipeline.histovector import CellScaler, normalise
 
 HISTO_BINS = 625
 Z_LIMIT = 10.0  # standardised descriptor values are clipped here: one absurd number must not fling an exposure
 
+DescriptorShare = float | Mapping[str, float]  # a total share over every feature, or a share per feature group
+
+
+def feature_shares(share: DescriptorShare) -> dict[str, float]:
+    """Each taken feature's share of the bins' variance, in FEATURES order: a number spread evenly over every
+    feature, a group's share evenly over that group's features; features at 0 are not taken."""
+    if not isinstance(share, Mapping):
+        share = {group: share * len(features) / len(FEATURES) for group, features in GROUPS.items()}
+    unknown = sorted(set(share) - set(GROUPS))
+    if unknown:
+        raise ValueError(f"unknown descriptor feature group(s) {unknown}: one of {sorted(GROUPS)}")
+    per = {f: s / len(GROUPS[g]) for g, s in share.items() if s > 0 for f in GROUPS[g]}
+    return {f: per[f] for f in FEATURES if f in per}
+
+
+def parse_share(text: str) -> DescriptorShare:
+    """`0.25` (every feature, this total) or `shape=0.4,background=0.1` (per group): the CLI's --descriptor-share."""
+    if "=" not in text:
+        return float(text)
+    pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+    share = {group.strip(): float(value) for group, value in pairs}
+    feature_shares(share)  # unknown groups fail here, at the command line
+    return share
+
 
 @dataclass(frozen=True)
 class DescriptorScaler:
-    """Standardise the descriptor with training statistics, NaN -> the mean, then weight it."""
+    """Standardise the descriptor with training statistics, NaN -> the mean, then weight each feature."""
 
     features: tuple[str, ...]
     mean: np.ndarray
     std: np.ndarray
-    weight: float
+    weights: np.ndarray  # per feature
+    share: DescriptorShare | None = None  # what the weights were set from (None: a version from before shares)
 
     @classmethod
-    def fit(cls, descriptors: np.ndarray, histo_variance: float, share: float,
-            features: tuple[str, ...] = FEATURES) -> DescriptorScaler:
-        """Descriptors (N, len(FEATURES)) of the training archive; `features` those the version takes."""
+    def fit(cls, descriptors: np.ndarray, histo_variance: float, share: DescriptorShare) -> DescriptorScaler:
+        """Descriptors (N, len(FEATURES)) of the training archive; the version takes the features `share` gives."""
+        shares = feature_shares(share)
+        features = tuple(shares)
         d = np.asarray(descriptors, np.float64)[:, [FEATURES.index(f) for f in features]]
         mean = np.nan_to_num(np.nanmean(d, axis=0)) if len(d) else np.zeros(len(features))
         std = np.nan_to_num(np.nanstd(d, axis=0)) if len(d) else np.ones(len(features))
         std = np.where(std > 1e-9, std, 1.0)
-        weight = math.sqrt(share * histo_variance / len(features)) if histo_variance > 0 else 1.0
-        return cls(tuple(features), mean, std, weight)
+        weights = np.sqrt(np.array(list(shares.values())) * histo_variance) if histo_variance > 0 \
+            else np.ones(len(features))
+        return cls(features, mean, std, weights, dict(share) if isinstance(share, Mapping) else float(share))
 
     def transform(self, descriptors: np.ndarray) -> np.ndarray:
         """Descriptors (N, len(FEATURES)) as measured today -> this version's weighted columns; a feature the
@@ -54,16 +85,19 @@ class DescriptorScaler:
         d = np.atleast_2d(np.asarray(descriptors, np.float64))
         columns = [d[:, FEATURES.index(f)] if f in FEATURES else np.full(len(d), np.nan) for f in self.features]
         z = (np.stack(columns, axis=1) - self.mean) / self.std
-        return (self.weight * np.clip(np.nan_to_num(z, nan=0.0), -Z_LIMIT, Z_LIMIT)).astype(np.float32)
+        return (self.weights * np.clip(np.nan_to_num(z, nan=0.0), -Z_LIMIT, Z_LIMIT)).astype(np.float32)
 
     def state(self) -> dict:
         return {"features": list(self.features), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "weight": self.weight}
+                "share": self.share, "weights": self.weights.tolist()}
 
     @classmethod
     def from_state(cls, state: dict) -> DescriptorScaler:
-        return cls(tuple(state["features"]), np.asarray(state["mean"]), np.asarray(state["std"]),
-                   float(state["weight"]))
+        """Also reads the single `weight` of scaler.json files from before per-group shares."""
+        features = tuple(state["features"])
+        weights = state["weights"] if "weights" in state else [state["weight"]] * len(features)
+        return cls(features, np.asarray(state["mean"]), np.asarray(state["std"]), np.asarray(weights, np.float64),
+                   state.get("share"))
 
 
 @dataclass(frozen=True)
@@ -78,16 +112,16 @@ class Desom2Input:
         return HISTO_BINS + (len(self.descriptor.features) if self.descriptor else 0)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, descriptors: np.ndarray | None = None, share: float = 0.0,
-            features: tuple[str, ...] = FEATURES) -> Desom2Input:
-        """Fit on the archive's raw histo-vectors (N, 625) and, with share > 0, their descriptors (N, K) restricted
-        to `features` (an ablation's subset; default all)."""
+    def fit(cls, vectors: np.ndarray, descriptors: np.ndarray | None = None,
+            share: DescriptorShare = 0.0) -> Desom2Input:
+        """Fit on the archive's raw histo-vectors (N, 625) and, when `share` takes any feature, their descriptors
+        (N, len(FEATURES))."""
         normalised = normalise(np.asarray(vectors, np.float32))
         cells = CellScaler().fit(normalised)
-        if share <= 0 or descriptors is None:
+        if not feature_shares(share) or descriptors is None:
             return cls(cells)
         variance = float(cells.transform(normalised).var(axis=0).sum())
-        return cls(cells, DescriptorScaler.fit(descriptors, variance, share, features))
+        return cls(cells, DescriptorScaler.fit(descriptors, variance, share))
 
     def transform(self, vectors: np.ndarray, descriptors: np.ndarray | None = None) -> np.ndarray:
         """(N, width) float32 from raw histo-vectors (N, 625) and descriptors (N, len(FEATURES)); descriptors
