@@ -45,9 +45,11 @@ class DetectionConfig(BaseModel):
     # of the CPU; 300 from two bands or more did no better.
     band_rows: int = Field(256, ge=64)
     # Rows of each CCD searched first (from the first band in spread order): enough on a crowded CCD; elsewhere the
-    # next search takes the rows still needed at the density seen. None: whole bands. 96 against whole 256-row bands
-    # (bench-speed exposures, worker CPU-s p50): crowded 9.8 -> 4.5, ordinary 3.5 -> 3.2; labels unchanged on a night
-    # of full-height CCDs (bench-agreement own-tall, 24 exposures).
+    # next search takes the rows still needed at the density seen. None: whole bands. 96 against whole 256-row
+    # bands (full exposures, rows searched a CCD): crowded 297 -> 137, ordinary 297-323 -> 262-432 (more reads);
+    # labels unchanged on both full-height bench-agreement nights (own and unseen site, 24 exposures each), where
+    # whole bands changed 2 of the unseen site's 24. 128, or going on in the rows below instead of a next band in
+    # spread order, changed one label there.
     first_rows: int | None = Field(96, ge=32)
     min_bands: int = Field(1, ge=1)
     enough_sources: int | None = Field(150, ge=1)
