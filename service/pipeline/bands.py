@@ -3,12 +3,13 @@
 The verdict needs ~`cutouts.per_ccd` cutouts per CCD and an estimate of W, not every source: sep
 detection is most of an exposure's CPU time, so a CCD is searched band by band and the search stops
 once `detection.enough_sources` sources a cutout can be taken around have been found in at least
-`detection.min_bands` bands. Bands are taken in a spread order (each next band the farthest from
+`detection.min_bands` bands. The first search takes `detection.first_rows` of a band (a crowded CCD needs no
+more), later ones the rows still missing at the density seen (`BandSearch`). Bands are taken in a spread order (each next band the farthest from
 those already searched, `spread_order`) from a start seeded by (seed, exposure id, EXTNAME): any prefix covers the
 CCD's length, re-processing gives the same bands, and different CCDs start at different rows. A CCD
 whose density, as seen so far, cannot give enough sources is searched in every row at once (adjacent
 bands merged into one read), which is also the reference behaviour (`enough_sources` None). CCDs shorter
-than MIN_BANDS_TO_SPLIT bands are searched whole.
+than MIN_BANDS_TO_SPLIT bands are searched whole. `band_read` says which rows to read for a band searched.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from skyqa.service.config import DetectionConfig
 # detected more (pads, several reads) than one whole read: 4.08 against 3.64 CPU-s per exposure (bench-agreement,
 # own-small, 150x1), and the shipped models were trained on such CCDs searched in every row.
 MIN_BANDS_TO_SPLIT = 8
-MIN_CORE_ROWS = 32  # no smaller searches: each read carries 2 x bands_pad rows of context
+MIN_CORE_ROWS = 32  # no smaller searches: each read carries context rows and whole background meshes
 NEED_MARGIN = 1.25  # rows taken for the missing sources, over what the density so far says: rarely a third read
 
 
@@ -78,8 +79,7 @@ class BandSearch:
     """The rows of one CCD to search next, given the sources found so far (`next_cores` / `record`).
 
     The first search covers `first_rows` rows of each of the first `min_bands` bands (whole bands when None, and on
-    CCDs too short to split): a
-    crowded CCD is done there. Later searches take just the rows the density seen so far says are missing (with
+    CCDs too short to split): a crowded CCD is done there. Later searches take just the rows the density seen so far says are missing (with
     NEED_MARGIN): the rest of a band partly searched first, then further bands in spread order."""
 
     def __init__(self, n_rows: int, cfg: DetectionConfig, seed: int) -> None:
