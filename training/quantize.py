@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=CALIBRATION_CUTOUTS, help="calibration cutouts")
     args = parser.parse_args(argv)
     files = sorted(f for p in args.exposures for f in ([p] if p.is_file() else p.glob("*.fits*")))
-    out = quantize_desom1(args.version_dir / "model.onnx", exposure_cutouts(files, args.n), args.version_dir / INT8_FILE)
-    print(out)
+    cutouts = exposure_cutouts(files, args.n)
+    print(quantize_desom1(args.version_dir / "model.onnx", cutouts, args.version_dir / INT8_FILE))
 
 
 if __name__ == "__main__":
