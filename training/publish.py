@@ -21,6 +21,7 @@ from skyqa.service.pipeline.histovector import CellScaler
 from skyqa.service.labels import LabelMap
 from skyqa.service.modelcard import render_card
 from skyqa.service.modelrepo import new_version, versions
+from skyqa.training.quantize import INT8_FILE
 
 
 def _same_desom1(repository: Path, desom1_onnx: Path) -> str | None:
@@ -49,6 +50,8 @@ def publish(
     if v1 is None:
         with new_version(repository, "desom1") as (v1, d1):
             shutil.copyfile(desom1_onnx, d1 / "model.onnx")
+            if (int8 := desom1_onnx.with_name(INT8_FILE)).is_file():
+                shutil.copyfile(int8, d1 / INT8_FILE)
             np.save(d1 / "prototypes.npy", prototypes.astype(np.float16))
     with new_version(repository, "desom2") as (v2, d2):
         _write_desom2(d2, v1, v2, desom2_onnx, scaler, labels, card, calibration)

@@ -32,6 +32,7 @@ from skyqa.training.dataset import (count_cutouts, descriptors, iter_exposures, 
 from skyqa.training.desom import DESOM
 from skyqa.training.export import export_onnx
 from skyqa.training.publish import publish
+from skyqa.training.quantize import CALIBRATION_CUTOUTS, INT8_FILE, quantize_desom1
 from skyqa.training.train import train_desom
 
 CHECKPOINT = "model.keras"
@@ -80,6 +81,7 @@ def train_desom1(data: Path, out: Path, iterations: int | None, batch_size: int 
         model.init_prototypes(init, seed=seed)
     meta = _fit(model, x, out, batch_size, seed)
     export_onnx(model, "desom1", out / "model.onnx")
+    quantize_desom1(out / "model.onnx", sample_cutouts(data, CALIBRATION_CUTOUTS, seed), out / INT8_FILE)
     prototypes = keras.ops.convert_to_numpy(model.decoder(model.som.prototypes))[..., 0]
     np.save(out / "prototypes.npy", prototypes)
     meta |= {"cutouts": total, "input": "stream" if streamed else "memory",
