@@ -169,7 +169,8 @@ def arm(share: DescriptorShare, data: Path, desom1: Path, work: Path, vectors: t
     named = name_map(np.load(out / "som_prototypes.npy"), grid, cells, metrics, naming, settings,
                      schedule.min_confidence, "ablation naming sample", schedule.seed)
     ids = sorted(held)
-    result = {"share": share, "arm": arm_name(share), "wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(cpu_s() - cpu, 1),
+    result = {"share": share, "arm": arm_name(share), "wall_s": round(time.perf_counter() - start, 1),
+              "cpu_s": round(cpu_s() - cpu, 1),
               "unlabelled_cells": round(unlabelled_fraction(named.labels, cells)[0], 3)}
     for check in (False, True):
         said = verdicts(named, cells, metrics, ids, settings, check=check)
@@ -224,8 +225,8 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
     print(f"\n## Background descriptor x background check: DESOM-2 {grid[0]}x{grid[1]} trained on {len(ids)} archive "
           f"exposures, named from {labels} labelled ones (a stratified sample per naming seed), scored on all the "
           f"others (unlabelled = not Good; paper's convention, unlabelled ignored, in brackets)\n")
-    print("| descriptor share:features | naming seed | background check | accuracy | Good precision | Good recall | unlabelled | "
-          "BadFocus->BSeeing | BT->Good | BGP->Good | Good->BGP | DESOM-2 CPU s |")
+    print("| descriptor share:features | naming seed | background check | accuracy | Good precision | Good recall | "
+          "unlabelled | BadFocus->BSeeing | BT->Good | BGP->Good | Good->BGP | DESOM-2 CPU s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = []
     for share in arms or parse_arms(DEFAULT_ARMS):
@@ -241,7 +242,8 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
                       f"{s['recall']:.3f} ({ig}) | {s['unlabelled']} | {c['BadFocus->BSeeing']} | {c['BT->Good']} | "
                       f"{c['BGP->Good']} | {c['Good->BGP']} | {r['cpu_s']} |")
     print("\n## Means over the naming samples (rule on; BT->Good, BGP->Good summed over them)\n")
-    print("| arm | accuracy | Good precision | Good recall | unlabelled | BT->Good | BGP->Good |\n|---|---|---|---|---|---|---|")
+    print("| arm | accuracy | Good precision | Good recall | unlabelled | BT->Good | BGP->Good |\n"
+          "|---|---|---|---|---|---|---|")
     for name in dict.fromkeys(r["arm"] for r in results):
         on = [r["rule on"] for r in results if r["arm"] == name]
         mean = {k: np.mean([s[k] for s in on]) for k in ("accuracy", "precision", "recall", "unlabelled")}

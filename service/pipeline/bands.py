@@ -1,15 +1,16 @@
 """Which row bands of a CCD to search for sources, in what order, and when to stop.
 
-The verdict needs ~`cutouts.per_ccd` cutouts per CCD and an estimate of W, not every source: sep
-detection is most of an exposure's CPU time, so a CCD is searched band by band and the search stops
-once `detection.enough_sources` sources a cutout can be taken around have been found in at least
+The verdict needs ~`cutouts.per_ccd` cutouts per CCD and an estimate of W, not every source: sep detection is
+most of an exposure's CPU time, so a CCD is searched band by band and the search stops once
+`detection.enough_sources` sources a cutout can be taken around have been found in at least
 `detection.min_bands` bands. The first search takes `detection.first_rows` of a band (a crowded CCD needs no
-more), later ones the rows still missing at the density seen (`BandSearch`). Bands are taken in a spread order (each next band the farthest from
-those already searched, `spread_order`) from a start seeded by (seed, exposure id, EXTNAME): any prefix covers the
-CCD's length, re-processing gives the same bands, and different CCDs start at different rows. A CCD
-whose density, as seen so far, cannot give enough sources is searched in every row at once (adjacent
-bands merged into one read), which is also the reference behaviour (`enough_sources` None). CCDs shorter
-than MIN_BANDS_TO_SPLIT bands are searched whole. `band_read` says which rows to read for a band searched.
+more), later ones the rows still missing at the density seen (`BandSearch`). Bands are taken in a spread order
+(each next band the farthest from those already searched, `spread_order`) from a start seeded by (seed,
+exposure id, EXTNAME): any prefix covers the CCD's length, re-processing gives the same bands, and different
+CCDs start at different rows. A CCD whose density, as seen so far, cannot give enough sources is searched in
+every row at once (adjacent bands merged into one read), which is also the reference behaviour
+(`enough_sources` None). CCDs shorter than MIN_BANDS_TO_SPLIT bands are searched whole. `band_read` says which
+rows to read for a band searched.
 """
 
 from __future__ import annotations
@@ -78,9 +79,10 @@ def merge_adjacent(cores: list[slice]) -> list[slice]:
 class BandSearch:
     """The rows of one CCD to search next, given the sources found so far (`next_cores` / `record`).
 
-    The first search covers `first_rows` rows of each of the first `min_bands` bands (whole bands when None, and on
-    CCDs too short to split): a crowded CCD is done there. Later searches take just the rows the density seen so far says are missing (with
-    NEED_MARGIN): the rest of a band partly searched first, then further bands in spread order."""
+    The first search covers `first_rows` rows of each of the first `min_bands` bands (whole bands when None, and
+    on CCDs too short to split): a crowded CCD is done there. Later searches take just the rows the density seen
+    so far says are missing (with NEED_MARGIN): the rest of a band partly searched first, then further bands in
+    spread order."""
 
     def __init__(self, n_rows: int, cfg: DetectionConfig, seed: int) -> None:
         bands = band_slices(n_rows, cfg.band_rows)
