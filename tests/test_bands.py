@@ -33,15 +33,15 @@ def test_spread_order_start_depends_on_the_seed():
     assert len({spread_order(18, seed)[0] for seed in range(20)}) > 5
 
 
-@pytest.mark.parametrize(("core", "read"), [
-    (slice(1000, 1096), slice(952, 1144)),  # 96 + 2 x 21 rows -> 3 meshes, context evenly on both sides
-    (slice(0, 96), slice(0, 192)),  # at the CCD's edge, grown into the CCD
-    (slice(4580, 4612), slice(4484, 4612)),
-    (slice(1000, 1256), slice(968, 1288)),
-    (slice(0, 4612), slice(0, 4612)),  # the whole CCD as it is
+@pytest.mark.parametrize(("core", "read", "searched"), [
+    (slice(1000, 1096), slice(952, 1144), slice(27, 165)),  # 96 + 2 x 21 rows -> 3 meshes, context on both sides
+    (slice(0, 96), slice(0, 192), slice(0, 117)),  # at the CCD's edge, grown into the CCD
+    (slice(4580, 4612), slice(4484, 4612), slice(75, 128)),
+    (slice(1000, 1256), slice(968, 1288), slice(11, 309)),
+    (slice(0, 4612), slice(0, 4612), slice(0, 4612)),  # the whole CCD as it is
 ])
-def test_band_read_is_whole_meshes_with_context(core, read):
-    assert band_read(core, 4612, 21, 64) == read
+def test_band_read_is_whole_meshes_around_the_searched_rows(core, read, searched):
+    assert band_read(core, 4612, 21, 64) == (read, searched)
     assert read.start <= core.start - 21 or read.start == 0
     assert read.stop >= core.stop + 21 or read.stop == 4612
 

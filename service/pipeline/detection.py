@@ -121,7 +121,7 @@ def detect(data: np.ndarray, cfg: DetectionConfig, copy: bool = True, rows: slic
                 deblend_cont=cfg.deblend_cont if cont is None else cont,
                 clean=cfg.clean,
             )
-            for field in ("y", "ymin", "ymax", "ycpeak", "ypeak"):
+            for field in ("y", "ymin", "ymax", "ycpeak", "ypeak") if offset else ():
                 objects[field] += offset
             return Detections(objects, level, rms, mesh, status)
         except Exception as exc:  # sep raises a bare Exception for its buffer overflows

@@ -152,7 +152,7 @@ def _process_ccd(
     bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
     saturated, white, preview = [], [], {}
     while cores := search.next_cores():
-        reads = [band_read(c, n_rows, context, det_cfg.back_size) for c in cores]
+        reads, searched = zip(*(band_read(c, n_rows, context, det_cfg.back_size) for c in cores), strict=True)
         batch = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
         clock.lap("read")
         if preview_bin is not None:
@@ -160,13 +160,12 @@ def _process_ccd(
                 preview.update(band_rows(read.start, band, info.shape, preview_bin))
             clock.lap("preview")
         found = 0
-        for band, core, read in zip(batch, cores, reads, strict=True):
+        for band, core, read, rows in zip(batch, cores, reads, searched, strict=True):
             bands.append(band)
             if is_dead(band):
                 continue
             saturated.append(saturated_pixel_fraction(fill_nans(band), info.saturate))
-            searched = slice(max(0, core.start - context - read.start), core.stop + context - read.start)
-            det = detect(band, det_cfg, copy=False, rows=searched)  # band is background-subtracted in place
+            det = detect(band, det_cfg, copy=False, rows=rows)  # band is background-subtracted in place
             white.append(white_noise(band))
             if det.status != "ok":
                 notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
