@@ -66,6 +66,17 @@ def test_outside_roots_traversal_and_symlinks(tmp_path: Path, roots: tuple[Path,
     assert reason(fetcher(tmp_path, []), (allowed / "exp.fits").as_uri()) == "disallowed_uri"
 
 
+def test_local_file_says_what_fetch_would_hand_over(tmp_path: Path, roots: tuple[Path, Path]) -> None:
+    allowed, outside = roots
+    f = fetcher(tmp_path, [allowed])
+    (allowed / "link.fits").symlink_to(outside / "secret.fits")
+    (allowed / "alias.fits").symlink_to(allowed / "exp.fits")
+    target = (allowed / "exp.fits").resolve()
+    assert f.local_file(allowed / "exp.fits") == f.local_file(allowed / "alias.fits") == target
+    assert f.local_file(allowed / "link.fits") is None  # a symlink out of the roots is never read ahead
+    assert f.local_file(outside / "secret.fits") is None and f.local_file(allowed / "nope.fits") is None
+
+
 def test_symlink_inside_roots_is_fine(tmp_path: Path, roots: tuple[Path, Path]) -> None:
     allowed, _ = roots
     (allowed / "alias.fits").symlink_to(allowed / "exp.fits")

@@ -70,6 +70,14 @@ class Fetcher:
         finally:
             target.unlink(missing_ok=True)
 
+    def local_file(self, path: Path) -> Path | None:
+        """The file `fetch` would hand over for this local path (resolved), or None where it would reject it: what
+        may be read before its event is processed (the directory daemon starting the next file early)."""
+        try:
+            return self._local("", str(path.absolute()), None)
+        except FetchError:
+            return None
+
     # -- local files: used in place ---------------------------------------------------------------------------
     def _local(self, host: str, raw_path: str, checksum: str | None) -> Path:
         if host not in ("", "localhost"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 
 import structlog
 from kafka.errors import KafkaError
@@ -84,9 +85,15 @@ def _serve_dir(settings: Settings, classifier: ReloadingClassifier, health: Heal
         return 78
     fetch_cfg = settings.fetch.model_copy(update={"allowed_roots": [*settings.fetch.allowed_roots, watch_dir]})
     sink = ArchiveOutcomes(Archive(settings.archive.url), WriteFiles(state, Observe()))
+    fetcher = Fetcher(fetch_cfg)
+
+    def upcoming(path: Path) -> None:  # only a file the chain's Fetch would accept is read ahead of its turn
+        if (checked := fetcher.local_file(path)) is not None:
+            classifier.expect(checked)
+
     source = DirSource(watch_dir, settings.serve.watch_interval_s,
-                       chain(Fetcher(fetch_cfg), classifier, sink, settings.serve.max_processing_attempts), stop,
-                       heartbeat=health.beat, upcoming=classifier.expect)
+                       chain(fetcher, classifier, sink, settings.serve.max_processing_attempts), stop,
+                       heartbeat=health.beat, upcoming=upcoming)
     return source.run()
 
 
