@@ -183,12 +183,14 @@ def run_child(out: Path, name: str, argv: list[str], env: dict[str, str], reuse:
 # ----------------------------------------------------------------------------- child: skyqa classify
 def _timed_classify(classifier: Classifier, exposure: Path, stage_cpu: dict[str, float]) -> dict:
     """One verdict's facts, its elapsed stage times, the CPU seconds of the worker stages (summed over
-    CCDs) and of the call for the whole tree (parent, forkserver, workers)."""
+    CCDs) and of the call for the whole tree (parent, forkserver, workers). `total` is the time to the verdict; the
+    preview is rendered after it (waited for here, not overlapped with the next exposure, and in the CPU)."""
     before = tree_cpu_s(os.getpid())
     verdict = classifier.classify(exposure)
+    render = classifier.finish_preview()
     return {
         "exposure": exposure.name,
-        "timings": verdict.timings_s,
+        "timings": {**verdict.timings_s, **({"preview_render": render} if render is not None else {})},
         "stage_cpu_s": dict(stage_cpu),
         "cpu_s": tree_cpu_s(os.getpid()) - before,
         "detections": verdict.detections,

@@ -4,6 +4,7 @@ read, size caps, the store (atomic, hostile ids refused) and `skyqa classify` wr
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,31 @@ def test_store_is_atomic_per_exposure_and_refuses_hostile_ids(tmp_path: Path) ->
         with pytest.raises(InvalidId):
             store.put(hostile, b"x", "png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["previews"]
+
+
+def test_the_verdict_does_not_wait_for_its_preview(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import skyqa.service.pipeline.classify as classify_module
+
+    rendering, release = threading.Event(), threading.Event()
+
+    def slow_render(*args: object) -> bytes:
+        rendering.set()
+        assert release.wait(60)
+        return render(*args)
+
+    monkeypatch.setattr(classify_module, "render", slow_render)
+    paths = [write_exposure(tmp_path / f"{n}.fits.fz", n_ccds=2, shape=(300, 200), expnum=n, seed=3) for n in (1, 2)]
+    classifier = classify_module.Classifier(Settings(workers=1, previews={"location": tmp_path / "previews"}))
+    store = PreviewStore(tmp_path / "previews")
+    try:
+        assert classifier.classify(paths[0]).exposure_id == "1"  # out while its preview is still being rendered
+        assert rendering.wait(60) and store.get("1") is None
+        release.set()
+        assert classifier.finish_preview() > 0 and store.get("1") is not None
+        classifier.classify(paths[1])
+    finally:
+        classifier.close()  # waits for the last preview
+    assert store.get("2") is not None and classifier.finish_preview() is None
 
 
 def test_classify_writes_previews_and_a_read_only_location_costs_no_verdict(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
 from skyqa.service.pipeline.metadata import read_metadata
 from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
-from skyqa.service.previews.image import render
+from skyqa.service.previews.image import Mosaic, render
 from skyqa.service.previews.store import PreviewStore
 from skyqa.service.verdict import ModelVersions, Verdict
 
@@ -63,6 +64,9 @@ class Classifier:
             )
         self.versions = ModelVersions(desom1=self.desom1.version, desom2=self.desom2.version)
         self.previews = PreviewStore(settings.previews.location) if settings.previews.enabled else None
+        # The preview is rendered and written after the verdict is out, while the next exposure's CCDs are processed.
+        self._renderer = ThreadPoolExecutor(1, thread_name_prefix="skyqa-preview") if self.previews else None
+        self._rendering: Future[float] | None = None
         self._upcoming: Path | None = None
 
     def expect(self, path: Path) -> None:
@@ -75,7 +79,8 @@ class Classifier:
 
         DESOM-1 runs on each chunk of CCDs' cutouts as soon as the workers hand it over, while they prepare the
         next chunks (timings: `desom1` is inside `prepare_wall`); the histo-vector only counts best-matching units,
-        so the order does not matter."""
+        so the order does not matter. The focal-plane preview is rendered and written in a thread after the verdict
+        (`finish_preview`), while the next exposure is processed."""
         start = time.perf_counter()
         preview_side = self.settings.previews.max_side if self.previews else None
         bmus: list[np.ndarray] = []
@@ -89,8 +94,11 @@ class Classifier:
 
         upcoming, self._upcoming = self._upcoming, None
         prepared = prepare_exposure(Path(path), self.settings, preview_side, on_cutouts=desom1, then=upcoming)
+        self.finish_preview()
         timings = dict(prepared.timings)
-        self._write_preview(exposure_id or prepared.exposure_id, prepared, timings)
+        if prepared.mosaic is not None and self._renderer is not None:
+            self._rendering = self._renderer.submit(self._write_preview, exposure_id or prepared.exposure_id,
+                                                    prepared.mosaic)
         if len(prepared.cutouts) == 0:
             return self._verdict(prepared, exposure_id, np.zeros(DESOM1_NODES, np.int64), None, timings, start)
         timings["desom1"] = desom1_s
@@ -105,17 +113,21 @@ class Classifier:
         timings["desom2"] = time.perf_counter() - t
         return self._verdict(prepared, exposure_id, vector, (int(cells[0]), float(distances[0])), timings, start)
 
-    def _write_preview(self, exposure_id: str, prepared: PreparedExposure, timings: dict[str, float]) -> None:
-        """Render and store the focal-plane preview; a preview that cannot be written never costs the verdict."""
-        if self.previews is None or prepared.mosaic is None:
-            return
+    def finish_preview(self) -> float | None:
+        """Wait for the last exposure's preview to be written; the seconds its rendering and writing took (None:
+        none was pending). `classify` and `close` call it, so at most one preview is ever pending."""
+        rendering, self._rendering = self._rendering, None
+        return None if rendering is None else rendering.result()
+
+    def _write_preview(self, exposure_id: str, mosaic: Mosaic) -> float:
+        """Render and store the focal-plane preview; a preview that cannot be written never costs a verdict."""
         t = time.perf_counter()
         cfg = self.settings.previews
         try:
-            self.previews.put(exposure_id, render(prepared.mosaic, cfg.format, cfg.quality, cfg.max_bytes), cfg.format)
-        except Exception as err:  # noqa: BLE001 - an unwritable location or a rendering bug: log, keep the verdict
+            self.previews.put(exposure_id, render(mosaic, cfg.format, cfg.quality, cfg.max_bytes), cfg.format)
+        except Exception as err:  # noqa: BLE001 - an unwritable location or a rendering bug: log, keep the verdicts
             log.warning("preview_not_written", exposure_id=exposure_id, error=f"{type(err).__name__}: {err}")
-        timings["preview_render"] = time.perf_counter() - t
+        return time.perf_counter() - t
 
     def _verdict(
         self,
@@ -164,5 +176,8 @@ class Classifier:
         return all(getattr(m, "is_ready", lambda: True)() for m in (self.desom1, self.desom2))
 
     def close(self) -> None:
+        self.finish_preview()
+        if self._renderer is not None:
+            self._renderer.shutdown()
         self.desom1.close()
         self.desom2.close()
