@@ -51,6 +51,9 @@ class DetectionConfig(BaseModel):
     # whole bands changed 2 of the unseen site's 24. 128, or going on in the rows below instead of a next band in
     # spread order, changed one label there.
     first_rows: int | None = Field(96, ge=32)
+    # Rows searched beyond a band on each side, so that sources centred in it are detected whole (their cutouts come
+    # from the rows read, which always hold half a cutout more). None: half a cutout plus the border margin (21).
+    edge_rows: int | None = Field(None, ge=4)
     min_bands: int = Field(1, ge=1)
     enough_sources: int | None = Field(150, ge=1)
     max_searched_rows: int | None = Field(None, ge=64, description="stop there even when short of sources")

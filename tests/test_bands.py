@@ -46,6 +46,17 @@ def test_band_read_is_whole_meshes_around_the_searched_rows(core, read, searched
     assert read.stop >= core.stop + 21 or read.stop == 4612
 
 
+@pytest.mark.parametrize(("core", "read", "searched"), [
+    (slice(1000, 1096), slice(984, 1112), slice(6, 122)),  # 96 + 2 x 16 cutout rows -> 2 meshes; 10 rows searched
+    (slice(0, 96), slice(0, 128), slice(0, 106)),
+    (slice(1000, 1256), slice(968, 1288), slice(22, 298)),
+])
+def test_band_read_holds_every_counted_source_s_cutout_beyond_a_narrower_search(core, read, searched):
+    assert band_read(core, 4612, 10, 64, cutout=16) == (read, searched)
+    assert read.start <= core.start - 16 or read.start == 0
+    assert read.stop >= core.stop + 16
+
+
 def test_merge_adjacent():
     assert merge_adjacent([slice(5, 9), slice(0, 5), slice(12, 20)]) == [slice(0, 9), slice(12, 20)]
 

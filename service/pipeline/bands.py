@@ -55,12 +55,14 @@ def spread_order(n: int, seed: int) -> list[int]:
     return order
 
 
-def band_read(core: slice, n_rows: int, context: int, mesh: int) -> tuple[slice, slice]:
+def band_read(core: slice, n_rows: int, context: int, mesh: int, cutout: int = 0) -> tuple[slice, slice]:
     """(rows read, rows searched within them) for a band `core`: searched with `context` rows on each side, read
-    in a whole number of background meshes around that (grown evenly, within the CCD). A partial mesh at a read's
-    edge skews the background there: counts in a 96-row core read with 21 rows of context (2 meshes + 10 rows)
-    ran 16-22% above the whole CCD's on the unseen site; grown to 3 or 4 whole meshes, within +-3%."""
-    length = min(n_rows, -(-(core.stop - core.start + 2 * context) // mesh) * mesh)
+    in a whole number of background meshes around that and around the `cutout` rows on each side a cutout of a
+    source centred in the core needs (grown evenly, within the CCD). A partial mesh at a read's edge skews the
+    background there: counts in a 96-row core read with 21 rows of context (2 meshes + 10 rows) ran 16-22% above
+    the whole CCD's on the unseen site; grown to 3 or 4 whole meshes, within +-3%."""
+    pad = max(context, cutout)
+    length = min(n_rows, -(-(core.stop - core.start + 2 * pad) // mesh) * mesh)
     start = min(max(0, core.start - (length - (core.stop - core.start)) // 2), n_rows - length)
     searched = slice(max(0, core.start - context) - start, min(n_rows, core.stop + context) - start)
     return slice(start, start + length), searched

@@ -134,10 +134,9 @@ def _process_ccds(
         return [_process_ccd(opened, info, exposure, seed, det_cfg, cut_cfg, preview_bin) for info in ccds]
 
 
-def detection_context(cut_cfg: CutoutConfig) -> int:
-    """Rows searched on each side of a band: a source centred in the band proper has its whole cutout (size / 2
-    rows) and `border_margin` more for its detection."""
-    return cut_cfg.size // 2 + cut_cfg.border_margin
+def detection_context(det_cfg: DetectionConfig, cut_cfg: CutoutConfig) -> int:
+    """Rows searched on each side of a band (`detection.edge_rows`; by default half a cutout and `border_margin`)."""
+    return cut_cfg.size // 2 + cut_cfg.border_margin if det_cfg.edge_rows is None else det_cfg.edge_rows
 
 
 def _process_ccd(
@@ -147,12 +146,13 @@ def _process_ccd(
     """Everything one CCD contributes: row bands read and searched until enough sources (`bands.BandSearch`);
     its preview thumbnail from the bands read (before detection changes them) plus a strided read of the rest."""
     clock, notes = _StageClock(), []
-    n_rows, context = info.shape[0], detection_context(cut_cfg)
+    n_rows, context = info.shape[0], detection_context(det_cfg, cut_cfg)
     search = BandSearch(n_rows, det_cfg, ccd_seed(seed, exposure, info.extname))
     bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
     saturated, white, preview = [], [], {}
     while cores := search.next_cores():
-        reads, searched = zip(*(band_read(c, n_rows, context, det_cfg.back_size) for c in cores), strict=True)
+        reads, searched = zip(*(band_read(c, n_rows, context, det_cfg.back_size, cut_cfg.size // 2) for c in cores),
+                              strict=True)
         batch = read_rows(opened, info, [None if r == slice(0, n_rows) else r for r in reads])
         clock.lap("read")
         if preview_bin is not None:
