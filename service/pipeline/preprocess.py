@@ -150,6 +150,7 @@ def _process_ccd(
     search = BandSearch(n_rows, det_cfg, ccd_seed(seed, exposure, info.extname))
     bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
     saturated, white, preview = [], [], {}
+    shape_rng = np.random.default_rng([ccd_seed(seed, exposure, info.extname), 1])  # apart from the cutouts' draw
     while cores := search.next_cores():
         reads, searched = zip(*(band_read(c, n_rows, context, det_cfg.back_size, cut_cfg.size // 2) for c in cores),
                               strict=True)
@@ -171,7 +172,7 @@ def _process_ccd(
                 notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
             y_ccd = det.objects["y"] + read.start
             objects = det.objects[(y_ccd >= core.start - 0.5) & (y_ccd < core.stop - 0.5)]
-            measures.append(measure_sources(band, objects, det.level, det.rms, info.saturate))
+            measures.append(measure_sources(band, objects, det.level, det.rms, info.saturate, shape_rng))
             mesh.append(det.mesh)
             candidates.append((np.full(len(objects), len(bands) - 1), objects["x"], objects["y"],
                                objects["y"] + read.start))
