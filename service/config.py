@@ -52,8 +52,10 @@ class DetectionConfig(BaseModel):
     # spread order, changed one label there.
     first_rows: int | None = Field(96, ge=32)
     # Rows searched beyond a band on each side, so that sources centred in it are detected whole (their cutouts come
-    # from the rows read, which always hold half a cutout more). None: half a cutout plus the border margin (21).
-    edge_rows: int | None = Field(None, ge=4)
+    # from the rows read, which always hold half a cutout more). 10 against 21 (half a cutout + the border margin):
+    # -11% CPU on full ordinary exposures; over 96 full-height exposures of four bench-agreement nights, labels as
+    # every row 93.8% against 95.8% (every row with another cutout seed: 94.8%), W +0.6%.
+    edge_rows: int = Field(10, ge=4)
     min_bands: int = Field(1, ge=1)
     enough_sources: int | None = Field(150, ge=1)
     max_searched_rows: int | None = Field(None, ge=64, description="stop there even when short of sources")

@@ -12,10 +12,10 @@ needs the usual `if __name__ == "__main__":` guard.
 
 Searched rows (`skyqa.service.pipeline.bands`; every row is the reference): row bands of ~`band_rows`
 rows are read (FITS sections: only their compressed tiles are decoded) and searched one after another
-until enough sources for the cutouts are found. Each band is searched with `detection_context` rows of context
-on both sides so sources near its edges are detected whole and cut out, and read in whole background meshes
-(`bands.band_read`); only sources centred in the band proper are counted, which keeps W unbiased after scaling
-by the inverse searched fraction.
+until enough sources for the cutouts are found. Each band is searched with `detection.edge_rows` rows of
+context on both sides so sources near its edges are detected whole, and read in whole background meshes that
+also hold the cutouts of its sources (`bands.band_read`); only sources centred in the band proper are counted,
+which keeps W unbiased after scaling by the inverse searched fraction.
 """
 
 from __future__ import annotations
@@ -134,11 +134,6 @@ def _process_ccds(
         return [_process_ccd(opened, info, exposure, seed, det_cfg, cut_cfg, preview_bin) for info in ccds]
 
 
-def detection_context(det_cfg: DetectionConfig, cut_cfg: CutoutConfig) -> int:
-    """Rows searched on each side of a band (`detection.edge_rows`; by default half a cutout and `border_margin`)."""
-    return cut_cfg.size // 2 + cut_cfg.border_margin if det_cfg.edge_rows is None else det_cfg.edge_rows
-
-
 def _process_ccd(
     opened: OpenExposure, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig,
     preview_bin: int | None = None,
@@ -146,7 +141,7 @@ def _process_ccd(
     """Everything one CCD contributes: row bands read and searched until enough sources (`bands.BandSearch`);
     its preview thumbnail from the bands read (before detection changes them) plus a strided read of the rest."""
     clock, notes = _StageClock(), []
-    n_rows, context = info.shape[0], detection_context(det_cfg, cut_cfg)
+    n_rows, context = info.shape[0], det_cfg.edge_rows
     search = BandSearch(n_rows, det_cfg, ccd_seed(seed, exposure, info.extname))
     bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
     saturated, white, preview = [], [], {}
