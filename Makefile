@@ -50,8 +50,9 @@ bench-ablations: env
 bench-speed: env system-deps
 	$(PY) bench/speed.py --out $(OUT)/bench-speed $(BENCH_SPEED_ARGS)
 
-# Verdicts with the band search (detection.enough_sources) vs every row searched, over three simulated nights
-# (cached under $(OUT)/bench-agreement); e.g. BENCH_AGREEMENT_ARGS="--nights own-tall --settings 150x1 --reuse".
+# Verdicts with the band search (detection.enough_sources) vs every row searched, over six simulated nights, two of
+# small CCDs and four of full-height ones, pooled at the end (cached under $(OUT)/bench-agreement); e.g.
+# BENCH_AGREEMENT_ARGS="--nights own-tall,unseen-tall --settings 150x1,every-row-reseeded --reuse".
 bench-agreement: env
 	$(PY) bench/agreement.py --out $(OUT)/bench-agreement $(BENCH_AGREEMENT_ARGS)
 
