@@ -89,8 +89,8 @@ class InferenceConfig(BaseModel):
     threads: int = 1
     # DESOM-1 from the version's model.int8.onnx (static int8, skyqa.training.quantize) instead of model.onnx, in
     # local mode: 0.55 instead of 0.86 CPU-s per 3,600 cutouts on one thread (stop 18); labels as fp32 on 58 of 60
-    # exposures of each small night on a CPU without VNNI (README, issue 11). A Triton server serves the file its config.pbtxt names (`default_model_filename`),
-    # so "triton" takes only "fp32".
+    # exposures of each small night on a CPU without VNNI (README, issue 11). A Triton server serves the file its
+    # config.pbtxt names (`default_model_filename`), so "triton" takes only "fp32".
     desom1_precision: Literal["fp32", "int8"] = "fp32"
 
 
