@@ -96,7 +96,7 @@ class Classifier:
         prepared = prepare_exposure(Path(path), self.settings, preview_side, on_cutouts=desom1, then=upcoming)
         self.finish_preview()
         timings = dict(prepared.timings)
-        if prepared.mosaic is not None and self._renderer is not None:
+        if prepared.mosaic is not None:  # asked for only when previews are enabled, hence a renderer
             self._rendering = self._renderer.submit(self._write_preview, exposure_id or prepared.exposure_id,
                                                     prepared.mosaic)
         if len(prepared.cutouts) == 0:

@@ -142,10 +142,11 @@ def _process_ccd(
     its preview thumbnail from the bands read (before detection changes them) plus a strided read of the rest."""
     clock, notes = _StageClock(), []
     n_rows, context = info.shape[0], det_cfg.edge_rows
-    search = BandSearch(n_rows, det_cfg, ccd_seed(seed, exposure, info.extname))
+    ccd = ccd_seed(seed, exposure, info.extname)
+    search = BandSearch(n_rows, det_cfg, ccd)
     bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
     saturated, white, preview = [], [], {}
-    shape_rng = np.random.default_rng([ccd_seed(seed, exposure, info.extname), 1])  # apart from the cutouts' draw
+    shape_rng = np.random.default_rng([ccd, 1])  # apart from the cutouts' draw
     while cores := search.next_cores():
         reads, searched = zip(*(band_read(c, n_rows, context, det_cfg.back_size, cut_cfg.size // 2) for c in cores),
                               strict=True)
@@ -194,7 +195,7 @@ def _process_ccd(
         pixels=search.searched_rows * info.shape[1], detections=len(x))
     clock.lap("detect")
 
-    rng = np.random.default_rng(ccd_seed(seed, exposure, info.extname))
+    rng = np.random.default_rng(ccd)
     chosen = select_sources(x, y_ccd, info.shape, cut_cfg.size, cut_cfg.border_margin, cut_cfg.per_ccd, rng)
     raw = np.empty((len(chosen), cut_cfg.size, cut_cfg.size), np.float32)
     for i, band in enumerate(bands):
