@@ -70,6 +70,19 @@ def make_consumer(cfg: KafkaConfig) -> KafkaConsumer:
     )
 
 
+def abort_on_stale_epoch(producer: KafkaProducer) -> None:
+    """A produce answered INVALID_PRODUCER_EPOCH makes the transaction abortable, as in the Java client (KIP-588):
+    the abort's answer then tells a fenced zombie (PRODUCER_FENCED) from a transaction the coordinator timed out.
+
+    kafka-python 3.0 instead bumps the epoch itself (KIP-360). From a zombie, that InitProducerId reaches the
+    coordinator while the successor's transaction is open, so the coordinator aborts the successor's transaction
+    before it refuses the zombie, and the successor's next produce fails. kafka-python has no option for this, so
+    it is set on the client's transaction manager; a client without that attribute fails here, at start.
+    """
+    manager = producer._transaction_manager  # noqa: SLF001 - see the docstring
+    manager._NEEDS_EPOCH_BUMP_ERRORS = manager._NEEDS_EPOCH_BUMP_ERRORS - {InvalidProducerEpochError}  # noqa: SLF001
+
+
 class TransactionalPublisher:
     """The transactional producer and the state of the one transaction it may have open."""
 
@@ -84,6 +97,7 @@ class TransactionalPublisher:
         producer = KafkaProducer(transactional_id=self.transactional_id, max_block_ms=MAX_BLOCK_MS,
                                  **client_options(self.cfg))
         try:
+            abort_on_stale_epoch(producer)
             producer.init_transactions()
         except BaseException:
             producer.close(timeout=5)
@@ -119,7 +133,7 @@ class TransactionalPublisher:
         self._open = False
         try:
             self._current().abort_transaction()
-        except (ProducerFencedError, InvalidProducerEpochError, FencedInstanceIdError):
+        except (ProducerFencedError, FencedInstanceIdError):
             raise
         except KafkaError as err:
             log.warning("abort_failed_dropping_producer", error=repr(err))

@@ -13,7 +13,7 @@ import time
 
 import structlog
 from kafka import KafkaConsumer
-from kafka.errors import FencedInstanceIdError, InvalidProducerEpochError, KafkaError, ProducerFencedError
+from kafka.errors import FencedInstanceIdError, KafkaError, ProducerFencedError
 from kafka.structs import TopicPartition
 
 from skyqa.service.stream.backoff import Backoff
@@ -25,7 +25,9 @@ from skyqa.service.stream.steps import Step
 
 EXIT_FENCED = 75  # EX_TEMPFAIL: restart me
 # Another process now holds this replica's identity (transactional id / group instance id): we are the zombie.
-FENCED = (ProducerFencedError, InvalidProducerEpochError, FencedInstanceIdError)
+# A stale epoch on a produce is not among them: it is retried, and the abort before the retry answers
+# PRODUCER_FENCED when another process holds the id (kafka_io.abort_on_stale_epoch).
+FENCED = (ProducerFencedError, FencedInstanceIdError)
 log = structlog.get_logger("skyqa.stream")
 
 

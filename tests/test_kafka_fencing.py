@@ -1,0 +1,58 @@
+"""Two processes with one replica identity, step by step against a real broker: the older one (the zombie) learns
+it is fenced, and nothing it does afterwards breaks the transaction of the one that fenced it.
+
+The daemon-level test (test_stream_reliability.py) only meets these steps when the successor's start happens
+to fall inside the zombie's open transaction; here that order is forced.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka import KafkaProducer
+from kafka.errors import InvalidProducerEpochError, ProducerFencedError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from skyqa.service.config import KafkaConfig
+from skyqa.service.stream.kafka_io import TransactionalPublisher, make_consumer
+from tests.kafka_fixture import KafkaBroker, kafka_broker  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_zombie_is_told_at_its_abort_and_its_successor_commits(kafka_broker: KafkaBroker) -> None:  # noqa: F811
+    topics = kafka_broker.unique_topics("fence")
+    cfg = KafkaConfig(bootstrap_servers=kafka_broker.bootstrap, transactional_id=f"{topics['group_id']}-0", **topics)
+    event = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    event.send(cfg.events_topic, b"exposure").get(timeout=30)
+    event.close()
+    zombie, successor = TransactionalPublisher(cfg), TransactionalPublisher(cfg)
+    try:
+        zombie.begin()
+        zombie.send(cfg.verdicts_topic, b"k", b"zombie, before")
+        successor.begin()  # init_transactions: aborts the zombie's transaction and fences it
+        successor.send(cfg.verdicts_topic, b"k", b"successor")
+
+        # The zombie's next produce meets the new epoch. A client that bumped its epoch here (kafka-python's
+        # default) would abort the successor's open transaction on the coordinator.
+        with pytest.raises(InvalidProducerEpochError):
+            zombie.send(cfg.verdicts_topic, b"k", b"zombie, after")
+        with pytest.raises(ProducerFencedError):
+            zombie.abort()
+
+        consumer = make_consumer(cfg)
+        try:
+            deadline = time.monotonic() + 60
+            while not (polled := consumer.poll(timeout_ms=500)) and time.monotonic() < deadline:
+                pass
+            (tp, records), = polled.items()
+            successor.commit({TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(records[0].offset + 1, "", -1)},
+                             consumer)
+        finally:
+            consumer.close()
+    finally:
+        zombie.close()
+        successor.close()
+
+    assert [r.value for r in kafka_broker.read_committed(cfg.verdicts_topic, at_least=1)] == [b"successor"]
