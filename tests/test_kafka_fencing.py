@@ -11,16 +11,17 @@ import time
 
 import pytest
 from kafka import KafkaProducer
-from kafka.errors import InvalidProducerEpochError, ProducerFencedError
+from kafka.errors import InvalidProducerEpochError, KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from skyqa.service.config import KafkaConfig
-from skyqa.service.stream.kafka_io import TransactionalPublisher, make_consumer
+from skyqa.service.stream.kafka_io import IdentityInDoubt, TransactionalPublisher, make_consumer
+from skyqa.service.stream.kafka_loop import FENCED
 from tests.kafka_fixture import KafkaBroker, kafka_broker  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.integration
 
 
+@pytest.mark.integration
 def test_a_zombie_is_told_at_its_abort_and_its_successor_commits(kafka_broker: KafkaBroker) -> None:  # noqa: F811
     topics = kafka_broker.unique_topics("fence")
     cfg = KafkaConfig(bootstrap_servers=kafka_broker.bootstrap, transactional_id=f"{topics['group_id']}-0", **topics)
@@ -56,3 +57,30 @@ def test_a_zombie_is_told_at_its_abort_and_its_successor_commits(kafka_broker: K
         successor.close()
 
     assert [r.value for r in kafka_broker.read_committed(cfg.verdicts_topic, at_least=1)] == [b"successor"]
+
+
+class _StuckProducer:
+    """A transactional producer in an error state only a new epoch clears (what the broker's uninterpretable
+    answers leave behind)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def abort_transaction(self) -> None:
+        raise KafkaError("Cannot execute transactional method because we are in an error state")
+
+    begin_transaction = abort_transaction
+
+    def close(self, timeout: float) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("step", ["abort", "begin"])
+def test_a_producer_that_cannot_abort_or_begin_makes_the_replica_restart(step: str) -> None:
+    publisher = TransactionalPublisher(KafkaConfig(transactional_id="replica-0"))
+    publisher._producer = stuck = _StuckProducer()  # type: ignore[assignment]  # noqa: SLF001
+    publisher._open = step == "abort"  # noqa: SLF001
+    with pytest.raises(IdentityInDoubt):  # in FENCED: the loop exits 75, it does not take a new epoch itself
+        publisher.abort() if step == "abort" else publisher.begin()
+    assert stuck.closed and publisher._producer is None  # noqa: SLF001
+    assert IdentityInDoubt in FENCED

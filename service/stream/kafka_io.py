@@ -70,6 +70,11 @@ def make_consumer(cfg: KafkaConfig) -> KafkaConsumer:
     )
 
 
+class IdentityInDoubt(Exception):
+    """The producer needs a new epoch, and this process cannot tell whether another one holds its identity: it
+    exits for the orchestrator to restart it, as a fenced one does."""
+
+
 def abort_on_stale_epoch(producer: KafkaProducer) -> None:
     """A produce answered INVALID_PRODUCER_EPOCH makes the transaction abortable, as in the Java client (KIP-588):
     the abort's answer then tells a fenced zombie (PRODUCER_FENCED) from a transaction the coordinator timed out.
@@ -105,14 +110,14 @@ class TransactionalPublisher:
         self._producer = producer
 
     def begin(self) -> None:
-        if self._producer is None:  # first event, or the previous producer was dropped after a failed abort
+        if self._producer is None:  # first event, or the broker was away when the producer started
             self.start()
         assert self._producer is not None
         try:
             self._producer.begin_transaction()
-        except KafkaError:  # the producer is in an error state only a fresh one (new epoch) clears
+        except KafkaError as err:  # an error state only a new epoch clears: as after a failed abort
             self.close()
-            raise
+            raise IdentityInDoubt(f"cannot begin a transaction: {err!r}") from err
         self._open = True
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
@@ -126,8 +131,9 @@ class TransactionalPublisher:
         self._open = False
 
     def abort(self) -> None:
-        """Abort the open transaction; a producer that cannot abort (fatal state) is dropped and re-created
-        on the next begin(). Fencing is re-raised: re-initialising would fence the replica that fenced us."""
+        """Abort the open transaction. Fencing is re-raised, and so is a failed abort, as IdentityInDoubt: only a
+        new epoch clears the producer's state, and if another process now holds our transactional id (a broker
+        answers such races with errors the client cannot interpret), a new epoch taken here would fence it."""
         if not self._open:
             return
         self._open = False
@@ -136,8 +142,8 @@ class TransactionalPublisher:
         except (ProducerFencedError, FencedInstanceIdError):
             raise
         except KafkaError as err:
-            log.warning("abort_failed_dropping_producer", error=repr(err))
             self.close()
+            raise IdentityInDoubt(f"abort failed: {err!r}") from err
 
     def close(self) -> None:
         if self._producer is not None:

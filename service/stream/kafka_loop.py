@@ -18,16 +18,16 @@ from kafka.structs import TopicPartition
 
 from skyqa.service.stream.backoff import Backoff
 from skyqa.service.stream.errors import Transient
-from skyqa.service.stream.kafka_io import LagMonitor, TransactionalPublisher
+from skyqa.service.stream.kafka_io import IdentityInDoubt, LagMonitor, TransactionalPublisher
 from skyqa.service.stream.metrics import ERRORS, EVENTS_CONSUMED
 from skyqa.service.stream.outcome import Message, Origin
 from skyqa.service.stream.steps import Step
 
 EXIT_FENCED = 75  # EX_TEMPFAIL: restart me
-# Another process now holds this replica's identity (transactional id / group instance id): we are the zombie.
-# A stale epoch on a produce is not among them: it is retried, and the abort before the retry answers
-# PRODUCER_FENCED when another process holds the id (kafka_io.abort_on_stale_epoch).
-FENCED = (ProducerFencedError, FencedInstanceIdError)
+# Another process now holds this replica's identity (transactional id / group instance id): we are the zombie,
+# or may be (IdentityInDoubt). A stale epoch on a produce is not among them: it is retried, and the abort before
+# the retry answers PRODUCER_FENCED when another process holds the id (kafka_io.abort_on_stale_epoch).
+FENCED = (ProducerFencedError, FencedInstanceIdError, IdentityInDoubt)
 log = structlog.get_logger("skyqa.stream")
 
 
