@@ -59,8 +59,8 @@ STAGE_ROWS = (
     ("read / decompress+write", "read", "decompress"),
     ("detect / source-extractor", "detect", "sextractor"),
     ("cutouts", "cutouts", "cutouts"),
-    ("preview: bin CCDs", "preview", None),
-    ("preview: render + write", "preview_render", None),
+    ("preview: bin rows searched", "preview", None),
+    ("preview: after (read, render)", "preview_render", None),
     ("desom1", "desom1", None),
     ("histovector", "histovector", None),
     ("desom2", "desom2", None),
@@ -184,7 +184,8 @@ def run_child(out: Path, name: str, argv: list[str], env: dict[str, str], reuse:
 def _timed_classify(classifier: Classifier, exposure: Path, stage_cpu: dict[str, float]) -> dict:
     """One verdict's facts, its elapsed stage times, the CPU seconds of the worker stages (summed over
     CCDs) and of the call for the whole tree (parent, forkserver, workers). `total` is the time to the verdict; the
-    preview is rendered after it (waited for here, not overlapped with the next exposure, and in the CPU)."""
+    preview's last reads and rendering come after it (waited for here, not overlapped with the next exposure, and
+    in the CPU)."""
     before = tree_cpu_s(os.getpid())
     verdict = classifier.classify(exposure)
     render = classifier.finish_preview()
@@ -470,9 +471,9 @@ def report(runs: list[DensityRuns], workers: int, load: tuple[float, float]) -> 
     for d in runs:
         preview_cpu, render = _warm(d.default, "stage_cpu_s", "preview"), _warm(d.default, "timings", "preview_render")
         if preview_cpu is not None and render is not None:
-            lines.append(f"  {d.density:<9} focal-plane preview adds {preview_cpu:.2f} CPU-s (binning + strided read, "
-                         f"workers) + {render:.2f} s (render + write) per exposure, of {_warm(d.default, 'cpu_s'):.2f} "
-                         "CPU-s in all")
+            lines.append(f"  {d.density:<9} focal-plane preview: {preview_cpu:.2f} CPU-s before the verdict (binning the "
+                         f"rows searched) + {render:.2f} s after it (the other rows read by the workers, render, "
+                         f"write) per exposure; {_warm(d.default, 'cpu_s'):.2f} CPU-s in all")
     lines += [
         "", "stage rows: p50 over the warm calls of the seconds summed over CCDs (spread over the workers);",
         "CPU rows: user + sys (worker stages: summed over CCDs; process tree: the whole call).",

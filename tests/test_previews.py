@@ -1,5 +1,6 @@
 """Focal-plane previews: mosaic layout (DETSEC or a grid), binning from the rows the pipeline read plus a strided
-read, size caps, the store (atomic, hostile ids refused) and `skyqa classify` writing them."""
+read (after the verdict; a corrupt tile there costs only the preview), size caps, the store (atomic, hostile ids
+refused) and `skyqa classify` writing them."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog
 from astropy.io import fits
 from PIL import Image
 
 from skyqa.cli import main
 from skyqa.service.config import Settings
-from skyqa.service.pipeline.exposure import describe_exposure
+from skyqa.service.pipeline.exposure import ExposureError, describe_exposure, open_exposure
 from skyqa.service.pipeline.ids import InvalidId
 from skyqa.service.pipeline.preprocess import prepare_exposure
-from skyqa.service.previews.image import Mosaic, assemble, bin_factor, render
+from skyqa.service.previews.image import Mosaic, assemble, bin_factor, missing_rows, render
 from skyqa.service.previews.store import PreviewStore
 from tests.fits_factory import Stars, write_exposure
 
@@ -33,25 +35,59 @@ def test_ccds_are_placed_by_detsec_flipped_as_read_out_and_on_a_grid_without_it(
     assert bin_factor([(1, 2048, 1, 4612), (2049, 4096, 1, 4612)], [(4612, 2048)] * 2, 1024) == 5
 
 
-def test_thumbnail_from_searched_bands_and_strided_rows_matches_the_whole_ccd(tmp_path: Path) -> None:
-    """Only ~256 of 1,200 rows are searched: the others come from the strided read, and detection (which
-    subtracts the background in place) must not have touched the rows taken from the bands."""
-    path = write_exposure(tmp_path / "tall.fits.fz", n_ccds=1, shape=(1200, 200), stars=Stars(n=80), seed=4,
+@pytest.mark.parametrize("workers", [1, 2])
+def test_thumbnail_from_searched_bands_and_strided_rows_matches_the_whole_ccd(tmp_path: Path, workers: int) -> None:
+    """Only ~256 of 1,200 rows are searched: the others come from the strided read (by the caller of `result`, or
+    by the workers behind the CCDs), and detection (which subtracts the background in place) must not have touched
+    the rows taken from the bands."""
+    path = write_exposure(tmp_path / "tall.fits.fz", n_ccds=2, shape=(1200, 200), stars=Stars(n=80), seed=4,
                           header={"DETSEC": "[1:200,1:1200]"})
-    settings = Settings(workers=1, detection={"max_searched_rows": 256, "band_rows": 128})
-    mosaic = prepare_exposure(path, settings, preview_side=150).mosaic
+    settings = Settings(workers=workers, detection={"max_searched_rows": 256, "band_rows": 128})
+    pending = prepare_exposure(path, settings, preview_side=150).mosaic
+    assert len(pending.futures) == (2 if workers == 2 else 0)  # queued in the pool, one part a worker
+    mosaic = pending.result()
     factor = mosaic.factor
-    assert factor == 8 and mosaic.sections == [(1, 200, 1, 1200)]
-    full = fits.getdata(path, 1).astype(np.float32)
-    rows = full[factor // 2 :: factor][: 1200 // factor, : 200 // factor * factor]
-    expected = rows.reshape(len(rows), -1, factor).mean(axis=2)
-    np.testing.assert_allclose(mosaic.thumbnails[0], expected, rtol=1e-6)
+    assert factor == 8 and mosaic.sections == [(1, 200, 1, 1200)] * 2
+    for i, thumbnail in enumerate(mosaic.thumbnails, start=1):
+        full = fits.getdata(path, i).astype(np.float32)
+        rows = full[factor // 2 :: factor][: 1200 // factor, : 200 // factor * factor]
+        np.testing.assert_allclose(thumbnail, rows.reshape(len(rows), -1, factor).mean(axis=2), rtol=1e-6)
+
+
+def test_a_corrupt_tile_outside_the_searched_rows_costs_the_preview_not_the_verdict(tmp_path: Path) -> None:
+    from skyqa.service.pipeline.classify import Classifier
+
+    path = write_exposure(tmp_path / "e.fits.fz", n_ccds=1, shape=(1200, 200), stars=Stars(n=80), seed=4,
+                          expnum=77, integer=True)
+    settings = Settings(workers=1, detection={"max_searched_rows": 256, "band_rows": 128},
+                        previews={"location": tmp_path / "previews", "max_side": 150})
+    pending = prepare_exposure(path, settings, preview_side=150).mosaic
+    row = missing_rows(pending.known[0], pending.ccds[0].shape, pending.factor)[-1]  # read for the preview alone
+    with open_exposure(path) as opened:
+        tiles = opened.row_tiles(1)
+    assert tiles is not None and tiles.tile_rows == 1
+    data = bytearray(path.read_bytes())
+    start = tiles.heap + int(tiles.offsets[row])
+    data[start : start + int(tiles.sizes[row])] = bytes(int(tiles.sizes[row]))  # RICE cannot decode it
+    path.write_bytes(bytes(data))
+
+    classifier = Classifier(settings)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            assert classifier.classify(path).exposure_id == "77"
+            classifier.finish_preview()
+    finally:
+        classifier.close()
+    assert [e["exposure_id"] for e in logs if e["event"] == "preview_not_written"] == ["77"]
+    assert PreviewStore(tmp_path / "previews").get("77") is None
+    with pytest.raises(ExposureError, match="decompression"):  # the preview's own read does meet the bad tile
+        prepare_exposure(path, settings, preview_side=150).mosaic.result()
 
 
 def test_preview_respects_its_caps(tmp_path: Path) -> None:
     path = write_exposure(tmp_path / "e.fits.fz", n_ccds=4, shape=(600, 300), seed=2)
     primary, ccds = describe_exposure(path)
-    mosaic = prepare_exposure(path, Settings(workers=1), preview_side=200).mosaic
+    mosaic = prepare_exposure(path, Settings(workers=1), preview_side=200).mosaic.result()
     for fmt, cap in (("webp", 12_000), ("png", 12_000), ("webp", 1_000_000)):
         data = render(mosaic, fmt, 90, cap)
         image = Image.open(io.BytesIO(data))

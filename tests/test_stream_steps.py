@@ -14,6 +14,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from skyqa.service.config import FetchConfig
@@ -37,9 +38,13 @@ class StandInClassifier:
         self.down = False
         self.calls: list[Path] = []
         self.expected: list[Path] = []  # what the source announced before each call (`expect`)
+        self.released: list[bool | None] = []  # `finish_preview` calls: whether the last file was still there
 
     def expect(self, path: Path) -> None:
         self.expected.append(path)
+
+    def finish_preview(self) -> None:  # the file the last call read after its verdict: there still?
+        self.released.append(self.calls[-1].exists() if self.calls else None)
 
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict:
         self.calls.append(path)
@@ -103,6 +108,18 @@ def test_chain_good_and_rejected_events(tmp_path: Path, night: Path) -> None:
     letter = DeadLetterRecord.model_validate_json(outs[4].value)
     assert (letter.stage, letter.exposure_id, outs[4].key) == ("classify", "bad", b"bad")
     assert classifier.calls == [(night / "e1.fits").resolve(), (night / "bad.fits").resolve()]
+
+
+def test_a_spooled_download_outlives_the_reads_after_its_verdict(tmp_path: Path, night: Path) -> None:
+    fsspec.filesystem("memory").pipe("/bucket/e1.fits", FITS)
+    sink, classifier = Collect(), StandInClassifier()
+    step = chain(Fetcher(FetchConfig(allowed_roots=[night], allowed_hosts=["bucket"], spool_dir=tmp_path / "spool")),
+                 classifier, sink)
+    submit(step, event_bytes(night / "e1.fits", uri="memory://bucket/e1.fits"), 0)
+    submit(step, event_bytes(night / "e2.fits"), 1)  # in place: nothing to wait for
+    assert [o.payload.verdict is not None for o in sink.outcomes] == [True, True]
+    assert classifier.released == [True]  # waited for once, before the download was deleted
+    assert list((tmp_path / "spool").iterdir()) == []
 
 
 def test_backend_failure_is_transient_not_a_dead_letter(night: Path) -> None:

@@ -21,8 +21,8 @@ from skyqa.service.inference.factory import open_models
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
 from skyqa.service.pipeline.metadata import read_metadata
-from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
-from skyqa.service.previews.image import Mosaic, render
+from skyqa.service.pipeline.preprocess import PendingMosaic, PreparedExposure, prepare_exposure
+from skyqa.service.previews.image import render
 from skyqa.service.previews.store import PreviewStore
 from skyqa.service.verdict import ModelVersions, Verdict
 
@@ -64,7 +64,8 @@ class Classifier:
             )
         self.versions = ModelVersions(desom1=self.desom1.version, desom2=self.desom2.version)
         self.previews = PreviewStore(settings.previews.location) if settings.previews.enabled else None
-        # The preview is rendered and written after the verdict is out, while the next exposure's CCDs are processed.
+        # The preview's last reads (in the workers), its rendering and writing come after the verdict is out, while
+        # the next exposure's CCDs are processed.
         self._renderer = ThreadPoolExecutor(1, thread_name_prefix="skyqa-preview") if self.previews else None
         self._rendering: Future[float] | None = None
         self._upcoming: Path | None = None
@@ -79,8 +80,9 @@ class Classifier:
 
         DESOM-1 runs on each chunk of CCDs' cutouts as soon as the workers hand it over, while they prepare the
         next chunks (timings: `desom1` is inside `prepare_wall`); the histo-vector only counts best-matching units,
-        so the order does not matter. The focal-plane preview is rendered and written in a thread after the verdict
-        (`finish_preview`), while the next exposure is processed."""
+        so the order does not matter. The focal-plane preview is finished (its rows outside the bands read by the
+        workers behind the CCDs), rendered and written in a thread after the verdict (`finish_preview`), while the
+        next exposure is processed."""
         start = time.perf_counter()
         preview_side = self.settings.previews.max_side if self.previews else None
         bmus: list[np.ndarray] = []
@@ -119,13 +121,14 @@ class Classifier:
         rendering, self._rendering = self._rendering, None
         return None if rendering is None else rendering.result()
 
-    def _write_preview(self, exposure_id: str, mosaic: Mosaic) -> float:
-        """Render and store the focal-plane preview; a preview that cannot be written never costs a verdict."""
+    def _write_preview(self, exposure_id: str, mosaic: PendingMosaic) -> float:
+        """Finish reading, render and store the focal-plane preview; a preview that cannot be read or written never
+        costs a verdict."""
         t = time.perf_counter()
         cfg = self.settings.previews
         try:
-            self.previews.put(exposure_id, render(mosaic, cfg.format, cfg.quality, cfg.max_bytes), cfg.format)
-        except Exception as err:  # noqa: BLE001 - an unwritable location or a rendering bug: log, keep the verdicts
+            self.previews.put(exposure_id, render(mosaic.result(), cfg.format, cfg.quality, cfg.max_bytes), cfg.format)
+        except Exception as err:  # noqa: BLE001 - a corrupt tile no band held, an unwritable location: log it
             log.warning("preview_not_written", exposure_id=exposure_id, error=f"{type(err).__name__}: {err}")
         return time.perf_counter() - t
 

@@ -52,7 +52,7 @@ from skyqa.service.pipeline.exposure import (
     read_sampled_rows,
 )
 from skyqa.service.pipeline.physical import SourceMeasures, exposure_pixel_scale, header_exptime, measure_sources, summarise
-from skyqa.service.previews.image import Mosaic, band_rows, bin_factor, ccd_thumbnail
+from skyqa.service.previews.image import Mosaic, band_rows, bin_factor, bin_rows, ccd_thumbnail, missing_rows
 from skyqa.service.verdict import PhysicalMetrics
 
 REFERENCE_CCDS = 36  # W is scaled to a 36-CCD exposure, as the reference does for 40-CCD ones
@@ -79,7 +79,7 @@ class PreparedExposure:
     notes: list[str] = field(default_factory=list)  # degraded processing, e.g. a CCD whose detection overflowed
     primary_header: fits.Header = field(default_factory=fits.Header, repr=False)  # read once, for the metadata
     descriptor: np.ndarray = field(default_factory=lambda: np.full(len(FEATURES), np.nan, np.float32))  # FEATURES
-    mosaic: Mosaic | None = None  # binned CCDs for the focal-plane preview, when asked for
+    mosaic: PendingMosaic | None = None  # binned CCDs for the focal-plane preview, when asked for
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class _CCDResult:
     measures: list[SourceMeasures]
     background: CCDBackground | None  # None for a dead CCD
     searched: float  # share of the CCD's rows searched
-    thumbnail: np.ndarray | None  # the CCD binned for the preview (None: no preview asked for)
+    preview_rows: dict[int, np.ndarray]  # the preview rows the bands held (`band_rows`; empty: no preview)
     timings: dict[str, float]
     cpu_s: dict[str, float]
     notes: list[str]
@@ -138,8 +138,8 @@ def _process_ccd(
     opened: OpenExposure, info: CCDInfo, exposure: str, seed: int, det_cfg: DetectionConfig, cut_cfg: CutoutConfig,
     preview_bin: int | None = None,
 ) -> _CCDResult:
-    """Everything one CCD contributes: row bands read and searched until enough sources (`bands.BandSearch`);
-    its preview thumbnail from the bands read (before detection changes them) plus a strided read of the rest."""
+    """Everything one CCD contributes: row bands read and searched until enough sources (`bands.BandSearch`),
+    and the preview rows those bands hold (taken before detection changes them; the rest: `PendingMosaic`)."""
     clock, notes = _StageClock(), []
     n_rows, context = info.shape[0], det_cfg.edge_rows
     ccd = ccd_seed(seed, exposure, info.extname)
@@ -176,12 +176,9 @@ def _process_ccd(
                                           cut_cfg.border_margin).sum())
         search.record(found)
         clock.lap("detect")
-    thumbnail = None if preview_bin is None else ccd_thumbnail(
-        preview, info.shape, preview_bin, lambda rows: read_sampled_rows(opened, info, rows))
-    clock.lap("preview")
     if not measures:  # every band searched was dead
         empty = np.zeros((0, cut_cfg.size, cut_cfg.size, 1), np.float32)
-        return _CCDResult(info.extname, True, empty, 0.0, [], None, search.fraction, thumbnail,
+        return _CCDResult(info.extname, True, empty, 0.0, [], None, search.fraction, preview,
                           clock.totals("wall"), clock.totals("cpu"), [])
 
     band_of, x, y_band, y_ccd = (np.concatenate(c) for c in zip(*candidates, strict=True))
@@ -205,7 +202,7 @@ def _process_ccd(
     clock.lap("cutouts")
 
     return _CCDResult(info.extname, False, cutouts, len(x) / search.fraction, measures, background, search.fraction,
-                      thumbnail, clock.totals("wall"), clock.totals("cpu"), notes)
+                      preview, clock.totals("wall"), clock.totals("cpu"), notes)
 
 
 _pool: tuple[int, ProcessPoolExecutor] | None = None
@@ -299,7 +296,11 @@ def _run_ccds(started: _Started, on_chunk: Callable[[list[_CCDResult]], None]) -
 
 
 def _cancel(started: _Started) -> None:
-    for f in started.futures:
+    _cancel_all(started.futures)
+
+
+def _cancel_all(futures: list[Future]) -> None:
+    for f in futures:
         f.cancel()
 
 
@@ -343,11 +344,60 @@ def too_small(info: CCDInfo, cut_cfg: CutoutConfig) -> str | None:
     return None
 
 
-def _mosaic(factor: int, all_ccds: list[CCDInfo], ccds: list[CCDInfo], results: list[_CCDResult]) -> Mosaic:
-    """Every CCD's place and thumbnail (None for those too small to be read)."""
-    thumbnails = {c.hdu_index: r.thumbnail for c, r in zip(ccds, results, strict=True)}
-    return Mosaic(factor, [c.detsec for c in all_ccds], [thumbnails.get(c.hdu_index) for c in all_ccds],
-                  (max(c.shape[0] for c in all_ccds), max(c.shape[1] for c in all_ccds)))
+def _strided_preview_rows(path: str, wanted: list[tuple[CCDInfo, list[int]]], factor: int) -> list[np.ndarray]:
+    """Binned preview rows of several CCDs, a strided read each (in a worker process, or in the renderer thread)."""
+    with open_exposure(path) as opened:
+        return [bin_rows(read_sampled_rows(opened, info, rows), factor) for info, rows in wanted]
+
+
+@dataclass
+class PendingMosaic:
+    """The focal-plane preview of an exposure whose verdict does not wait for it: the rows of each CCD outside the
+    bands searched are read by the workers behind the CCDs' own work (or by the caller of `result`, with no pool).
+
+    A file that cannot be read there (a corrupt tile no band held) costs the preview, never the verdict. Whoever
+    deletes the file (a spooled download) waits for `result` first."""
+
+    path: str
+    factor: int
+    all_ccds: list[CCDInfo]
+    ccds: list[CCDInfo]  # those read, in file order, with `known`
+    known: list[dict[int, np.ndarray]]
+    futures: list[Future] = field(default_factory=list)  # one per part of `ccds`; empty: read in `result`
+
+    def start(self, pool: Executor, parts: int) -> None:
+        wanted = self._wanted()
+        bounds = np.linspace(0, len(wanted), min(parts, len(wanted)) + 1).round().astype(int)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            self.futures.append(pool.submit(_strided_preview_rows, self.path, wanted[lo:hi], self.factor))
+
+    def result(self) -> Mosaic:
+        """The binned CCDs in their places (None for those too small to be read)."""
+        fetched = ([rows for f in self.futures for rows in f.result()] if self.futures
+                   else _strided_preview_rows(self.path, self._wanted(), self.factor))
+        thumbnails = {c.hdu_index: ccd_thumbnail(known, c.shape, self.factor, rows)
+                      for c, known, rows in zip(self.ccds, self.known, fetched, strict=True)}
+        return Mosaic(self.factor, [c.detsec for c in self.all_ccds],
+                      [thumbnails.get(c.hdu_index) for c in self.all_ccds],
+                      (max(c.shape[0] for c in self.all_ccds), max(c.shape[1] for c in self.all_ccds)))
+
+    def _wanted(self) -> list[tuple[CCDInfo, list[int]]]:
+        return [(c, missing_rows(known, c.shape, self.factor)) for c, known in zip(self.ccds, self.known, strict=True)]
+
+
+def _pending_mosaic(started: _Started, results: list[_CCDResult]) -> PendingMosaic | None:
+    """The preview's remaining reads queued in the pool, behind the CCDs already there (with a pool)."""
+    s = started
+    if s.preview_bin is None:
+        return None
+    pending = PendingMosaic(s.path, s.preview_bin, s.all_ccds, s.ccds, [r.preview_rows for r in results])
+    if s.pool is not None:
+        try:
+            pending.start(s.pool, s.settings.workers)
+        except RuntimeError:  # the pool was shut down or broke meanwhile: `result` reads instead
+            _cancel_all(pending.futures)
+            pending.futures = []
+    return pending
 
 
 def prepare_exposure(path: str | os.PathLike, settings: Settings, preview_side: int | None = None,
@@ -404,5 +454,5 @@ def _prepared(started: _Started, results: list[_CCDResult]) -> PreparedExposure:
         notes=[note for r in results for note in r.notes],
         primary_header=s.primary,
         descriptor=describe([r.background for r in live], measures, metrics),
-        mosaic=None if s.preview_bin is None else _mosaic(s.preview_bin, s.all_ccds, s.ccds, results),
+        mosaic=_pending_mosaic(s, results),
     )

@@ -4,9 +4,9 @@ Interfaces:
 - `bin_factor(ccds, max_side) -> int`: the binning that fits the whole focal plane in `max_side` pixels.
 - `band_rows(start, band, shape, factor) -> dict`: the binned preview rows a band already in memory holds, taken in
   a pipeline worker before detection touches the pixels.
-- `ccd_thumbnail(known, shape, factor, read_rows) -> ndarray`: one CCD binned by `factor`: one row per `factor`
-  rows (those `band_rows` collected, the others fetched by `read_rows`, a strided read), averaged over blocks of
-  `factor` columns.
+- `missing_rows(known, shape, factor)`, `bin_rows(rows, factor)` and `ccd_thumbnail(known, shape, factor, fetched)`:
+  one CCD binned by `factor`: one row per `factor` rows (those `band_rows` collected, the others `missing_rows`,
+  fetched by a strided read and binned), averaged over blocks of `factor` columns.
 - `Mosaic` (thumbnails + layout) and `render(mosaic, fmt, quality, max_bytes) -> bytes`: WebP or PNG, north
   (increasing FITS rows) up; CCDs placed by DETSEC, or on a grid when any CCD lacks it.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,26 +56,30 @@ def _wanted(shape: tuple[int, int], factor: int) -> list[int]:
 
 def band_rows(start: int, band: np.ndarray, shape: tuple[int, int], factor: int) -> dict[int, np.ndarray]:
     """{preview row index: binned row} for the preview rows inside a band whose first CCD row is `start`."""
-    nx = shape[1] // factor
-    return {j: _bin_columns(band[row - start], factor, nx).astype(np.float32)
+    return {j: bin_rows(band[row - start], factor)
             for j, row in enumerate(_wanted(shape, factor)) if start <= row < start + len(band)}
 
 
+def missing_rows(known: dict[int, np.ndarray], shape: tuple[int, int], factor: int) -> list[int]:
+    """The CCD rows of the preview rows `known` (from `band_rows`) lacks: what a strided read has to fetch."""
+    return [row for j, row in enumerate(_wanted(shape, factor)) if j not in known]
+
+
+def bin_rows(rows: np.ndarray, factor: int) -> np.ndarray:
+    """Rows (the last axis: columns) averaged over blocks of `factor` columns, float32."""
+    nx = rows.shape[-1] // factor
+    return rows[..., : nx * factor].reshape(*rows.shape[:-1], nx, factor).mean(axis=-1).astype(np.float32)
+
+
 def ccd_thumbnail(known: dict[int, np.ndarray], shape: tuple[int, int], factor: int,
-                  read_rows: Callable[[list[int]], np.ndarray]) -> np.ndarray:
-    """(rows // factor, cols // factor) float32; `known` from `band_rows`, the rest read here."""
-    wanted = _wanted(shape, factor)
-    out = np.empty((len(wanted), shape[1] // factor), np.float32)
-    missing = [j for j in range(len(wanted)) if j not in known]
+                  fetched: np.ndarray) -> np.ndarray:
+    """(rows // factor, cols // factor) float32: the rows `known` holds, and `fetched`, the binned rows of
+    `missing_rows` in their order."""
+    out = np.empty((shape[0] // factor, shape[1] // factor), np.float32)
     for j, row in known.items():
         out[j] = row
-    if missing:
-        out[missing] = _bin_columns(read_rows([wanted[j] for j in missing]), factor, out.shape[1])
+    out[[j for j in range(len(out)) if j not in known]] = fetched
     return out
-
-
-def _bin_columns(rows: np.ndarray, factor: int, nx: int) -> np.ndarray:
-    return rows[..., : nx * factor].reshape(*rows.shape[:-1], nx, factor).mean(axis=-1)
 
 
 def assemble(mosaic: Mosaic) -> np.ndarray:

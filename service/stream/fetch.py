@@ -70,6 +70,10 @@ class Fetcher:
         finally:
             target.unlink(missing_ok=True)
 
+    def spooled(self, path: Path) -> bool:
+        """Whether `path` is a download `fetch` deletes when its block ends."""
+        return path.parent.resolve() == Path(self.cfg.spool_dir).resolve()
+
     def local_file(self, path: Path) -> Path | None:
         """The file `fetch` would hand over for this local path (resolved), or None where it would reject it: what
         may be read before its event is processed (the directory daemon starting the next file early)."""

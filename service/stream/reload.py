@@ -51,6 +51,9 @@ class ReloadingClassifier:
         self._maybe_reload()
         return self._current.classify(path, exposure_id)
 
+    def finish_preview(self) -> float | None:
+        return self._current.finish_preview()
+
     def ready(self) -> bool:
         return self._current.ready()
 

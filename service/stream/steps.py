@@ -16,6 +16,7 @@ neighbour) at most `max_attempts` times in all for the same event, then dead-let
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -46,6 +47,9 @@ class VerdictSource(Protocol):
     """What Classify needs: skyqa.service.pipeline.classify.Classifier (or a stand-in in unit tests)."""
 
     def classify(self, path: Path, exposure_id: str | None = None) -> Verdict: ...
+
+    def finish_preview(self) -> object:
+        """Wait for what still reads the last file classified after its verdict."""
 
 
 class ClassifyError(Rejected):
@@ -79,17 +83,23 @@ class Decode:
 
 
 class Fetch:
-    """ExposureEvent -> a local path, valid (and its spooled download kept) while the next steps run."""
+    """ExposureEvent -> a local path, valid (and its spooled download kept) while the next steps run, and until
+    `release` returns: what still reads the file after the verdict (the classifier's preview) is done with it."""
 
-    def __init__(self, fetcher: Fetcher, next_step: Step[Fetched]) -> None:
-        self.fetcher, self.next_step = fetcher, next_step
+    def __init__(self, fetcher: Fetcher, next_step: Step[Fetched],
+                 release: Callable[[], object] = lambda: None) -> None:
+        self.fetcher, self.next_step, self.release = fetcher, next_step, release
 
     def submit(self, message: Message[ExposureEvent]) -> None:
         event = message.payload
         start = time.perf_counter()
         with self.fetcher.fetch(event.uri, event.checksum) as path:
             STAGE_SECONDS.labels(stage="fetch").observe(time.perf_counter() - start)
-            self.next_step.submit(message.replace(Fetched(event, path)))
+            try:
+                self.next_step.submit(message.replace(Fetched(event, path)))
+            finally:
+                if self.fetcher.spooled(path):  # deleted on leaving the block; a file in place stays for later
+                    self.release()
 
 
 class Classify:
@@ -174,4 +184,5 @@ def _decoded_or_none(raw: bytes) -> ExposureEvent | None:
 def chain(fetcher: Fetcher, classifier: VerdictSource, sink: Step[Outcome], max_attempts: int = 3) -> Step[bytes]:
     """The whole pipeline for one raw event, ending in `sink` (which publishes and commits); an unexpected
     exception while classifying one event is retried at most `max_attempts` times in all."""
-    return DeadLetter(Decode(Fetch(fetcher, Classify(classifier, Render(sink), max_attempts))), sink)
+    return DeadLetter(Decode(Fetch(fetcher, Classify(classifier, Render(sink), max_attempts),
+                                   release=classifier.finish_preview)), sink)
