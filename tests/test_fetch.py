@@ -64,6 +64,9 @@ def test_outside_roots_traversal_and_symlinks(tmp_path: Path, roots: tuple[Path,
     assert reason(f, "file://otherhost/data/exp.fits") == "disallowed_uri"
     assert reason(f, "exp.fits") == "disallowed_uri"
     assert reason(fetcher(tmp_path, []), (allowed / "exp.fits").as_uri()) == "disallowed_uri"
+    assert reason(f, f"file://{allowed}/exp%00.fits") == "disallowed_uri"  # the OS refuses the path: no crash
+    (allowed / "loop.fits").symlink_to(allowed / "loop.fits")
+    assert reason(f, (allowed / "loop.fits").as_uri()) == "disallowed_uri"
 
 
 def test_local_file_says_what_fetch_would_hand_over(tmp_path: Path, roots: tuple[Path, Path]) -> None:

@@ -89,7 +89,10 @@ class Fetcher:
         path = Path(raw_path)
         if not path.is_absolute():
             raise FetchError("disallowed_uri", f"relative file path {raw_path!r}")
-        resolved = path.resolve()  # collapses `..` and follows symlinks before the allow-list check
+        try:
+            resolved = path.resolve()  # collapses `..` and follows symlinks before the allow-list check
+        except (OSError, RuntimeError, ValueError) as err:  # a NUL byte (%00), a symlink loop
+            raise FetchError("disallowed_uri", f"unusable file path {raw_path!r}: {err}") from None
         if not any(resolved.is_relative_to(root) for root in self.roots):
             raise FetchError("disallowed_uri", f"{raw_path} resolves outside fetch.allowed_roots")
         if not resolved.is_file():
