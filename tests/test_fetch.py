@@ -78,6 +78,9 @@ def test_local_file_says_what_fetch_would_hand_over(tmp_path: Path, roots: tuple
     assert f.local_file(allowed / "exp.fits") == f.local_file(allowed / "alias.fits") == target
     assert f.local_file(allowed / "link.fits") is None  # a symlink out of the roots is never read ahead
     assert f.local_file(outside / "secret.fits") is None and f.local_file(allowed / "nope.fits") is None
+    assert f.local_uri((allowed / "alias.fits").as_uri()) == target  # what the Kafka daemon reads ahead
+    assert f.local_uri("http://archive.example/exp.fits") is None  # a download waits for its turn
+    assert f.local_uri(f"file://{allowed}/exp%00.fits") is None and f.local_uri("file://otherhost/exp.fits") is None
 
 
 def test_symlink_inside_roots_is_fine(tmp_path: Path, roots: tuple[Path, Path]) -> None:

@@ -76,9 +76,16 @@ class Fetcher:
 
     def local_file(self, path: Path) -> Path | None:
         """The file `fetch` would hand over for this local path (resolved), or None where it would reject it: what
-        may be read before its event is processed (the directory daemon starting the next file early)."""
+        may be read before its event is processed (the daemons starting the next file early)."""
+        return self.local_uri(path.absolute().as_uri())
+
+    def local_uri(self, uri: str) -> Path | None:
+        """`local_file` for a URI: None for a download too (nothing is fetched ahead of its turn)."""
+        parts = urlsplit(uri)
+        if parts.scheme.lower() != "file":
+            return None
         try:
-            return self._local("", str(path.absolute()), None)
+            return self._local(parts.netloc, unquote(parts.path), None)
         except FetchError:
             return None
 

@@ -1,5 +1,8 @@
 """The Kafka source loop: poll one event, run the chain (which ends in the transaction commit), recover.
 
+The event after it is polled too, without waiting, and announced (`upcoming`) before the chain runs, so its
+file can be read while this one is classified; it is handled next, or put back (a seek) when this one is retried.
+
 Any failure before the commit leaves the event uncommitted: the open transaction is aborted and the consumer
 seeks back to the event, which is processed again after a backoff. Nothing is lost and, because the output
 and the offset commit atomically, nothing is published twice. A fenced producer (another replica took over our
@@ -10,10 +13,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 from kafka import KafkaConsumer
 from kafka.errors import FencedInstanceIdError, KafkaError, ProducerFencedError
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
 from skyqa.service.stream.backoff import Backoff
@@ -33,31 +38,63 @@ log = structlog.get_logger("skyqa.stream")
 
 class KafkaLoop:
     def __init__(self, consumer: KafkaConsumer, publisher: TransactionalPublisher, chain: Step[bytes],
-                 stop: threading.Event, heartbeat=lambda: None, poll_timeout_s: float = 1.0) -> None:  # noqa: ANN001
+                 stop: threading.Event, heartbeat=lambda: None, poll_timeout_s: float = 1.0,  # noqa: ANN001
+                 upcoming: Callable[[bytes], None] = lambda raw: None) -> None:
         self.consumer, self.publisher, self.chain, self.stop = consumer, publisher, chain, stop
-        self.heartbeat = heartbeat
+        self.heartbeat, self.upcoming = heartbeat, upcoming
         self.poll_timeout_ms = int(poll_timeout_s * 1000)
         self.lag = LagMonitor(consumer)
         self.backoff = Backoff()
         self._retrying: tuple[TopicPartition, int] | None = None
         self._received_at = 0.0
+        self._ahead: tuple[TopicPartition, ConsumerRecord] | None = None  # polled after the current one, not handled
 
     def run(self) -> int:
         """Until `stop` is set (returns 0) or the producer is fenced (returns EXIT_FENCED)."""
         while not self.stop.is_set():
             self.heartbeat()
             try:
-                batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=1)
+                polled = self._next()
                 self.lag.maybe_refresh()
-                for tp, records in batch.items():
-                    for record in records:
-                        self._handle(tp, record)
+                if polled is not None:
+                    self._handle(*polled)
             except FENCED as err:
                 log.error("fenced_exiting", error=repr(err), transactional_id=self.publisher.transactional_id)
                 return EXIT_FENCED
         return 0
 
-    def _handle(self, tp: TopicPartition, record) -> None:  # noqa: ANN001 - kafka ConsumerRecord
+    def _next(self) -> tuple[TopicPartition, ConsumerRecord] | None:
+        """The event polled ahead, else one from the broker; and the one after it, polled without waiting and
+        announced. A poll can complete a rebalance, which moves partitions and resets positions to the commits:
+        an event whose partition moved away is left to its new owner (who starts from the commit), and the
+        uncommitted current event polled again is not taken as the next one."""
+        current, self._ahead = self._ahead, None
+        if current is None or current[0] not in self.consumer.assignment():
+            current = self._poll(self.poll_timeout_ms)
+        if current is None:
+            return None
+        ahead = self._poll(0)
+        if current[0] not in self.consumer.assignment():
+            self._ahead = ahead
+            return None
+        if ahead is not None and (ahead[0] != current[0] or ahead[1].offset > current[1].offset):
+            self._ahead = ahead
+            self.upcoming(ahead[1].value or b"")
+        return current
+
+    def _poll(self, timeout_ms: int) -> tuple[TopicPartition, ConsumerRecord] | None:
+        batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=1)
+        return next(((tp, records[0]) for tp, records in batch.items() if records), None)
+
+    def _put_back_ahead(self) -> None:
+        """The event polled ahead is polled again after the one retried (the consumer's position is past it)."""
+        if self._ahead is not None:
+            tp, record = self._ahead
+            self._ahead = None
+            if tp in self.consumer.assignment():
+                self.consumer.seek(tp, record.offset)
+
+    def _handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         if self._retrying != (tp, record.offset):  # a first attempt, not a retry of the same event
             EVENTS_CONSUMED.inc()
             self._received_at = time.time()
@@ -81,6 +118,7 @@ class KafkaLoop:
                     attempt=self.backoff.failures + 1)
         self.publisher.abort()
         self._retrying = (tp, offset)
+        self._put_back_ahead()  # before the seek below: on the same partition, that one wins
         if tp in self.consumer.assignment():  # else a rebalance moved it away: its new owner starts from the commit
             self.consumer.seek(tp, offset)
         self.backoff.wait(self.stop)

@@ -11,6 +11,7 @@ import structlog
 from kafka.errors import KafkaError
 
 from skyqa.service.config import Settings
+from skyqa.service.stream.events import EventError, decode_event
 from skyqa.service.stream.fetch import Fetcher
 from skyqa.service.stream.health import Health, HealthServer, tcp_reachable
 from skyqa.service.stream.kafka_io import MAX_POLL_INTERVAL_MS, CommitOffsets, Produce, TransactionalPublisher, make_consumer
@@ -18,7 +19,7 @@ from skyqa.service.stream.kafka_loop import KafkaLoop
 from skyqa.service.stream.metrics import expose_label_series
 from skyqa.service.stream.observe import Observe
 from skyqa.service.stream.reload import ReloadingClassifier
-from skyqa.service.stream.steps import VerdictSource, chain
+from skyqa.service.stream.steps import chain
 
 log = structlog.get_logger("skyqa.stream")
 
@@ -52,7 +53,7 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
         log.info("stopped")
 
 
-def _serve_kafka(settings: Settings, classifier: VerdictSource, health: Health, stop: threading.Event) -> int:
+def _serve_kafka(settings: Settings, classifier: ReloadingClassifier, health: Health, stop: threading.Event) -> int:
     cfg = settings.kafka
     consumer = make_consumer(cfg)
     publisher = TransactionalPublisher(cfg)
@@ -61,9 +62,18 @@ def _serve_kafka(settings: Settings, classifier: VerdictSource, health: Health, 
     except KafkaError as err:  # broker not there yet: the first event retries it
         log.warning("producer_init_deferred", error=repr(err))
     sink = Produce(publisher, CommitOffsets(publisher, consumer, Observe()))
-    loop = KafkaLoop(consumer, publisher,
-                     chain(Fetcher(settings.fetch), classifier, sink, settings.serve.max_processing_attempts), stop,
-                     heartbeat=health.beat, poll_timeout_s=cfg.poll_timeout_s)
+    fetcher = Fetcher(settings.fetch)
+
+    def upcoming(raw: bytes) -> None:  # only a local file the chain's Fetch would accept is read ahead of its turn
+        try:
+            checked = fetcher.local_uri(decode_event(raw).uri)
+        except EventError:  # the chain rejects it in its turn
+            return
+        if checked is not None:
+            classifier.expect(checked)
+
+    loop = KafkaLoop(consumer, publisher, chain(fetcher, classifier, sink, settings.serve.max_processing_attempts),
+                     stop, heartbeat=health.beat, poll_timeout_s=cfg.poll_timeout_s, upcoming=upcoming)
     try:
         return loop.run()
     finally:
