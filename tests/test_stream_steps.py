@@ -122,6 +122,20 @@ def test_a_spooled_download_outlives_the_reads_after_its_verdict(tmp_path: Path,
     assert list((tmp_path / "spool").iterdir()) == []
 
 
+def test_the_kafka_daemon_announces_only_events_whose_file_it_would_read_in_place(tmp_path: Path, night: Path) -> None:
+    from skyqa.service.stream.serve import announce_event
+
+    classifier = StandInClassifier()
+    (night / "alias.fits").symlink_to(night / "e1.fits")
+    (tmp_path / "outside.fits").write_bytes(FITS)
+    upcoming = announce_event(Fetcher(FetchConfig(allowed_roots=[night])), classifier)
+    for raw in (event_bytes(night / "alias.fits"), event_bytes(tmp_path / "outside.fits"),
+                event_bytes(night / "e2.fits", uri="https://archive.example/e2.fits"), b"{oops",
+                event_bytes(night / "gone.fits")):
+        upcoming(raw)
+    assert classifier.expected == [(night / "e1.fits").resolve()]  # resolved as Fetch hands it over
+
+
 def test_backend_failure_is_transient_not_a_dead_letter(night: Path) -> None:
     sink, classifier = Collect(), StandInClassifier()
     classifier.down = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -63,8 +64,21 @@ def _serve_kafka(settings: Settings, classifier: ReloadingClassifier, health: He
         log.warning("producer_init_deferred", error=repr(err))
     sink = Produce(publisher, CommitOffsets(publisher, consumer, Observe()))
     fetcher = Fetcher(settings.fetch)
+    loop = KafkaLoop(consumer, publisher, chain(fetcher, classifier, sink, settings.serve.max_processing_attempts),
+                     stop, heartbeat=health.beat, poll_timeout_s=cfg.poll_timeout_s,
+                     upcoming=announce_event(fetcher, classifier))
+    try:
+        return loop.run()
+    finally:
+        publisher.close()
+        consumer.close(autocommit=False)
 
-    def upcoming(raw: bytes) -> None:  # only a local file the chain's Fetch would accept is read ahead of its turn
+
+def announce_event(fetcher: Fetcher, classifier: ReloadingClassifier) -> Callable[[bytes], None]:
+    """The Kafka loop's `upcoming`: an event whose file the chain's Fetch would hand over in place is announced to
+    the classifier (its CCDs start early); a download, or an event the chain will reject, is not."""
+
+    def upcoming(raw: bytes) -> None:
         try:
             checked = fetcher.local_uri(decode_event(raw).uri)
         except EventError:  # the chain rejects it in its turn
@@ -72,13 +86,7 @@ def _serve_kafka(settings: Settings, classifier: ReloadingClassifier, health: He
         if checked is not None:
             classifier.expect(checked)
 
-    loop = KafkaLoop(consumer, publisher, chain(fetcher, classifier, sink, settings.serve.max_processing_attempts),
-                     stop, heartbeat=health.beat, poll_timeout_s=cfg.poll_timeout_s, upcoming=upcoming)
-    try:
-        return loop.run()
-    finally:
-        publisher.close()
-        consumer.close(autocommit=False)
+    return upcoming
 
 
 def _serve_dir(settings: Settings, classifier: ReloadingClassifier, health: Health, stop: threading.Event) -> int:
