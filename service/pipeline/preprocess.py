@@ -265,11 +265,15 @@ def _start(path: str, settings: Settings, preview_side: int | None) -> _Started:
     n_chunks = min(len(ccds), settings.workers * CHUNKS_PER_WORKER)
     if settings.workers > 1 and n_chunks > 1:
         args = (exposure, settings.seed, settings.detection, settings.cutouts, preview_bin)
-        bounds = np.linspace(0, len(ccds), n_chunks + 1).round().astype(int)
         started.pool = pool = _executor(settings.workers)
-        started.futures = [pool.submit(_process_ccds, path, ccds[lo:hi], *args)
-                           for lo, hi in zip(bounds[:-1], bounds[1:])]
+        started.futures = [pool.submit(_process_ccds, path, chunk, *args) for chunk in _chunks(ccds, n_chunks)]
     return started
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    """`items` cut into min(n, len(items)) consecutive runs of near-equal length (the pool's tasks)."""
+    bounds = np.linspace(0, len(items), min(n, len(items)) + 1).round().astype(int)
+    return [items[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def _run_ccds(started: _Started, on_chunk: Callable[[list[_CCDResult]], None]) -> list[_CCDResult]:
@@ -292,14 +296,10 @@ def _run_ccds(started: _Started, on_chunk: Callable[[list[_CCDResult]], None]) -
         shutdown_pool()
         raise
     finally:
-        _cancel(s)
+        _cancel(s.futures)
 
 
-def _cancel(started: _Started) -> None:
-    _cancel_all(started.futures)
-
-
-def _cancel_all(futures: list[Future]) -> None:
+def _cancel(futures: list[Future]) -> None:
     for f in futures:
         f.cancel()
 
@@ -318,7 +318,7 @@ def _take_ahead(path: str, settings: Settings, preview_side: int | None) -> _Sta
     if (ahead.path, ahead.settings, ahead.preview_side, ahead.pool) == (path, settings, preview_side, pool) and not any(
             f.cancelled() for f in ahead.futures):
         return ahead
-    _cancel(ahead)
+    _cancel(ahead.futures)
     return None
 
 
@@ -326,7 +326,7 @@ def _start_ahead(path: str, settings: Settings, preview_side: int | None) -> Non
     """Start `path` now; any failure is left for its own turn, which starts it again and reports it."""
     global _ahead
     if _ahead is not None:
-        _cancel(_ahead)
+        _cancel(_ahead.futures)
         _ahead = None
     if settings.workers == 1:
         return
@@ -366,10 +366,8 @@ class PendingMosaic:
     futures: list[Future] = field(default_factory=list)  # one per part of `ccds`; empty: read in `result`
 
     def start(self, pool: Executor, parts: int) -> None:
-        wanted = self._wanted()
-        bounds = np.linspace(0, len(wanted), min(parts, len(wanted)) + 1).round().astype(int)
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            self.futures.append(pool.submit(_strided_preview_rows, self.path, wanted[lo:hi], self.factor))
+        for chunk in _chunks(self._wanted(), parts):
+            self.futures.append(pool.submit(_strided_preview_rows, self.path, chunk, self.factor))
 
     def result(self) -> Mosaic:
         """The binned CCDs in their places (None for those too small to be read)."""
@@ -395,7 +393,7 @@ def _pending_mosaic(started: _Started, results: list[_CCDResult]) -> PendingMosa
         try:
             pending.start(s.pool, s.settings.workers)
         except RuntimeError:  # the pool was shut down or broke meanwhile: `result` reads instead
-            _cancel_all(pending.futures)
+            _cancel(pending.futures)
             pending.futures = []
     return pending
 
