@@ -8,7 +8,7 @@ OUT ?= out
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env system-deps demo test models bench bench-quality bench-ablations bench-speed bench-agreement bench-stream bench-train bench-search bench-web bench-soak screenshots demo-stack image clean
+.PHONY: env system-deps demo test models bench bench-quality bench-ablations bench-ceiling bench-speed bench-agreement bench-stream bench-train bench-search bench-web bench-soak screenshots demo-stack image clean
 
 env: $(VENV)/.installed
 
@@ -44,6 +44,13 @@ bench-quality: env
 # `make bench-quality BENCH_QUALITY_ARGS="--protocols B --ablations"`.
 bench-ablations: env
 	$(PY) bench/ablations.py --archive $(OUT)/bench-quality/night-unseen-2-720-small --files 480 --work $(OUT)/ablation
+
+# Issue 9: does the naming of protocol B's adapted map cap its verdicts, or its cells? Reads what
+# `make bench-quality BENCH_QUALITY_ARGS="--protocols B --n 0"` left under $(OUT)/bench-quality.
+BQ := $(OUT)/bench-quality
+bench-ceiling: env
+	$(PY) bench/ceiling.py --adapt-work $(BQ)/adapt-unseen-2-720-small --archive-truth $(BQ)/night-unseen-2-720-small/truth.csv \
+		--verdicts $(BQ)/verdicts-night-unseen-1-300-small-adapted.csv
 
 # Exposures are simulated once and cached under $(OUT)/bench-speed (~280 MB each, 5 per density by default);
 # e.g. `make bench-speed BENCH_SPEED_ARGS="--per-density 2 --densities ordinary"` for a quicker look.
