@@ -1,4 +1,4 @@
-"""DESOM-2's descriptor weighting: a share per feature group, stored in scaler.json, and old scaler files."""
+"""DESOM-2's descriptor input: robust scaling, a share per feature group, stored in scaler.json, old scaler files."""
 
 from __future__ import annotations
 
@@ -9,19 +9,26 @@ import pytest
 
 from skyqa.cli import build_parser
 from skyqa.service.pipeline.descriptor import BACKGROUND_FEATURES, FEATURES, SHAPE_FEATURES
-from skyqa.service.pipeline.desom2_input import HISTO_BINS, Desom2Input, parse_share
+from skyqa.service.pipeline.desom2_input import HISTO_BINS, Z_LIMIT, DescriptorScaler, Desom2Input, parse_share
 
 RNG = np.random.default_rng(0)
 VECTORS = RNG.poisson(5.0, (200, HISTO_BINS))
 DESCRIPTORS = RNG.normal(3.0, 2.0, (200, len(FEATURES)))
 
 
+def unit_shift(scaler: Desom2Input, feature: str) -> float:
+    """How far the input moves when `feature` moves by one unit of its scale (every other feature unmeasured)."""
+    described = scaler.descriptor
+    at = described.features.index(feature)
+    row = np.full(len(FEATURES), np.nan)  # an unmeasured feature reads as its centre
+    row[FEATURES.index(feature)] = described.centre[at] + described.scale[at]
+    return float(np.linalg.norm(described.transform(row)))
+
+
 def block_shares(scaler: Desom2Input) -> dict[str, float]:
-    """Each group's share of the bins' total variance in the input the scaler builds."""
-    x = scaler.transform(VECTORS, DESCRIPTORS).astype(np.float64)
-    bins, described = x[:, :HISTO_BINS].var(axis=0).sum(), x[:, HISTO_BINS:].var(axis=0)
-    columns = dict(zip(scaler.descriptor.features, described))
-    return {group: sum(columns.get(f, 0.0) for f in features) / bins
+    """Each group's share of the bins' total variance: its features' squared unit shifts over that variance."""
+    bins = scaler.transform(VECTORS, DESCRIPTORS)[:, :HISTO_BINS].astype(np.float64).var(axis=0).sum()
+    return {group: sum(unit_shift(scaler, f) ** 2 for f in features if f in scaler.descriptor.features) / bins
             for group, features in (("background", BACKGROUND_FEATURES), ("shape", SHAPE_FEATURES))}
 
 
@@ -59,16 +66,45 @@ def test_the_share_and_weights_round_trip_through_scaler_json(tmp_path) -> None:
 
 
 def test_a_scaler_json_with_one_weight_still_loads(tmp_path) -> None:
-    """Versions published before per-group shares wrote one `weight` and no share."""
+    """Versions published before per-group shares wrote one `weight` and no share; before robust scaling, the
+    centre and scale were called `mean` and `std`."""
     path = Desom2Input.fit(VECTORS, DESCRIPTORS, 0.25).save(tmp_path / "scaler.json")
     state = json.loads(path.read_text())
-    del state["descriptor"]["weights"], state["descriptor"]["share"]
-    state["descriptor"]["weight"] = 2.0
+    described = state["descriptor"]
+    del described["weights"], described["share"]
+    described["weight"] = 2.0
+    described["mean"], described["std"] = described.pop("centre"), described.pop("scale")
     path.write_text(json.dumps(state))
     old = Desom2Input.load(path)
-    z = (DESCRIPTORS[:5] - old.descriptor.mean) / old.descriptor.std
+    z = (DESCRIPTORS[:5] - old.descriptor.centre) / old.descriptor.scale
     assert old.descriptor.share is None
     np.testing.assert_allclose(old.transform(VECTORS[:5], DESCRIPTORS[:5])[:, HISTO_BINS:], 2.0 * z, rtol=1e-5)
+
+
+def test_the_tails_do_not_set_the_scale() -> None:
+    """Bad exposures are a feature's tails: a tenth of the archive far out must not squeeze the ordinary nine
+    tenths into a fraction of a unit, and one absurd value is clipped."""
+    ordinary = RNG.normal(0.0, 1.0, (180, len(FEATURES)))
+    trailed = ordinary[:20] + 50.0 * (np.arange(len(FEATURES)) == FEATURES.index("elongation"))
+    archive = np.vstack([ordinary, trailed])
+    scaler = DescriptorScaler.fit(archive, histo_variance=1.0, share=1.0)
+    z = scaler.transform(archive) / scaler.weights
+    at = FEATURES.index("elongation")
+    assert 0.8 < z[:180, at].std() < 1.25
+    np.testing.assert_allclose(z[180:, at], Z_LIMIT, rtol=1e-6)
+    standard = (archive[:180, at] - archive[:, at].mean()) / archive[:, at].std()
+    assert standard.std() < 0.2  # what mean and standard deviation would have made of the ordinary ones
+
+
+def test_a_mostly_constant_feature_takes_its_standard_deviation_and_an_unmeasured_one_reads_zero() -> None:
+    archive = RNG.normal(0.0, 1.0, (100, len(FEATURES)))
+    archive[:, FEATURES.index("saturated_fraction")] = np.where(np.arange(100) < 90, 0.0, 40.0)
+    archive[:, FEATURES.index("bleed_fraction")] = np.nan
+    scaler = DescriptorScaler.fit(archive, histo_variance=1.0, share=1.0)
+    assert scaler.scale[FEATURES.index("saturated_fraction")] == pytest.approx(archive[:, FEATURES.index("saturated_fraction")].std())
+    z = scaler.transform(archive)
+    assert np.isfinite(z).all()
+    assert (z[:, FEATURES.index("bleed_fraction")] == 0).all()
 
 
 def test_the_share_option_takes_a_number_or_one_per_group() -> None:

@@ -26,7 +26,7 @@ small change in shape; over a few thousand sources it is an unmistakable one, an
 tracking error stretches every source the same way, while noise, blends and field aberrations point every
 way and cancel in the mean (issue 9's hard pair: mild trails against Good). Values are
 log-compressed so the per-version standardisation sees roughly symmetric distributions; a value that
-cannot be measured is NaN (standardised to the training mean).
+cannot be measured is NaN (standardised to the training centre).
 """
 
 from __future__ import annotations

@@ -3,14 +3,22 @@
 A DESOM-2 version declares its input in its `scaler.json`: the per-cell min-max scaler of the normalised
 histo-vector (every version) and, for versions trained with the background descriptor, a `descriptor`
 section: the feature names (`skyqa.service.pipeline.descriptor.FEATURES` at training time), their training
-mean and standard deviation, the share it was trained with and the per-feature weights the standardised
-features are multiplied by before they are appended (versions from before per-group shares carry one
-`weight` for all). Versions without that section (the shipped v1, v2) take the 625 bins alone, as before.
+centre and scale, the share it was trained with and the per-feature weights the standardised features are
+multiplied by before they are appended (versions from before per-group shares carry one `weight` for all;
+versions from before robust scaling call centre and scale `mean` and `std`). Versions without that section
+(the shipped v1, v2) take the 625 bins alone, as before.
 
-The weights are set at training so that the descriptor block carries `share` of the histo block's total
-variance across the archive (the sum of the 625 bins' variances): with share 0.25 the features together
-spread the archive's exposures about half as far (in input-space distance) as their source populations do;
-they matter, but do not drown the bins (0.25 measured best of 0, 0.25 and 1 on the unseen site: README).
+Each feature is standardised robustly, by the archive's median and its interquartile range (as a Gaussian
+sigma), not by mean and standard deviation: the bad exposures are the tails of these features (a trail's
+elongation, an amplifier's step), and a standard deviation set by those tails squeezes the ordinary exposures
+into a fraction of a unit, so the map sees a mild trail as ordinary (README: measured on the unseen site).
+
+The weights are set at training so that a feature moved by one unit of its scale carries `share` of the histo
+block's total variance across the archive (the sum of the 625 bins' variances); for a Gaussian feature that is
+the block's variance share, a heavy-tailed one carries more through its tails. With share 0.25 the features
+together spread the archive's ordinary exposures about half as far (in input-space distance) as their source
+populations do; they matter, but do not drown the bins (0.25 measured best of 0, 0.25 and 1 on the unseen site:
+README).
 The share is one number spread evenly over every feature, or one per feature group (`GROUPS`: background,
 shape), spread evenly over that group's features: one informative feature among twelve otherwise carries
 1/12 of the block, and a group at 0 is left out of the input.
@@ -19,6 +27,7 @@ shape), spread evenly over that group's features: one informative feature among 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +38,7 @@ from skyqa.service.pipeline.descriptor import FEATURES, GROUPS
 from skyqa.service.pipeline.histovector import CellScaler, normalise
 
 HISTO_BINS = 625
+IQR_PER_SIGMA = 1.349  # a Gaussian's interquartile range in sigmas
 Z_LIMIT = 10.0  # standardised descriptor values are clipped here: one absurd number must not fling an exposure
 
 DescriptorShare = float | Mapping[str, float]  # a total share over every feature, or a share per feature group
@@ -58,45 +68,56 @@ def parse_share(text: str) -> DescriptorShare:
 
 @dataclass(frozen=True)
 class DescriptorScaler:
-    """Standardise the descriptor with training statistics, NaN -> the mean, then weight each feature."""
+    """Standardise the descriptor with training statistics, NaN -> the centre, then weight each feature."""
 
     features: tuple[str, ...]
-    mean: np.ndarray
-    std: np.ndarray
+    centre: np.ndarray
+    scale: np.ndarray
     weights: np.ndarray  # per feature
     share: DescriptorShare | None = None  # what the weights were set from (None: a version from before shares)
 
     @classmethod
     def fit(cls, descriptors: np.ndarray, histo_variance: float, share: DescriptorShare) -> DescriptorScaler:
-        """Descriptors (N, len(FEATURES)) of the training archive; the version takes the features `share` gives."""
+        """Descriptors (N, len(FEATURES)) of the training archive; the version takes the features `share` gives.
+        Centre: the median; scale: the interquartile range as a Gaussian sigma, or the standard deviation where
+        half the archive shares one value (the saturated fraction, at its floor on most exposures)."""
         shares = feature_shares(share)
         features = tuple(shares)
         d = np.asarray(descriptors, np.float64)[:, [FEATURES.index(f) for f in features]]
-        mean = np.nan_to_num(np.nanmean(d, axis=0)) if len(d) else np.zeros(len(features))
-        std = np.nan_to_num(np.nanstd(d, axis=0)) if len(d) else np.ones(len(features))
-        std = np.where(std > 1e-9, std, 1.0)
+        if len(d):
+            with warnings.catch_warnings():  # a feature never measured on the archive: centre 0, scale 1
+                warnings.simplefilter("ignore", RuntimeWarning)
+                centre = np.nanmedian(d, axis=0)
+                q1, q3 = np.nanpercentile(d, [25, 75], axis=0)
+                scale = np.where(q3 - q1 > 1e-9, (q3 - q1) / IQR_PER_SIGMA, np.nanstd(d, axis=0))
+            centre, scale = np.nan_to_num(centre), np.nan_to_num(scale)
+        else:
+            centre, scale = np.zeros(len(features)), np.ones(len(features))
         weights = np.sqrt(np.array(list(shares.values())) * histo_variance) if histo_variance > 0 \
             else np.ones(len(features))
-        return cls(features, mean, std, weights, dict(share) if isinstance(share, Mapping) else float(share))
+        return cls(features, centre, np.where(scale > 1e-9, scale, 1.0), weights,
+                   dict(share) if isinstance(share, Mapping) else float(share))
 
     def transform(self, descriptors: np.ndarray) -> np.ndarray:
         """Descriptors (N, len(FEATURES)) as measured today -> this version's weighted columns; a feature the
-        version knows but today's code no longer measures reads as its training mean."""
+        version knows but today's code no longer measures reads as its training centre."""
         d = np.atleast_2d(np.asarray(descriptors, np.float64))
         columns = [d[:, FEATURES.index(f)] if f in FEATURES else np.full(len(d), np.nan) for f in self.features]
-        z = (np.stack(columns, axis=1) - self.mean) / self.std
+        z = (np.stack(columns, axis=1) - self.centre) / self.scale
         return (self.weights * np.clip(np.nan_to_num(z, nan=0.0), -Z_LIMIT, Z_LIMIT)).astype(np.float32)
 
     def state(self) -> dict:
-        return {"features": list(self.features), "mean": self.mean.tolist(), "std": self.std.tolist(),
+        return {"features": list(self.features), "centre": self.centre.tolist(), "scale": self.scale.tolist(),
                 "share": self.share, "weights": self.weights.tolist()}
 
     @classmethod
     def from_state(cls, state: dict) -> DescriptorScaler:
-        """Also reads the single `weight` of scaler.json files from before per-group shares."""
+        """Also reads scaler.json files from before robust scaling (`mean`, `std`) and from before per-group
+        shares (one `weight`)."""
         features = tuple(state["features"])
         weights = state["weights"] if "weights" in state else [state["weight"]] * len(features)
-        return cls(features, np.asarray(state["mean"]), np.asarray(state["std"]), np.asarray(weights, np.float64),
+        centre, scale = (state["centre"], state["scale"]) if "centre" in state else (state["mean"], state["std"])
+        return cls(features, np.asarray(centre), np.asarray(scale), np.asarray(weights, np.float64),
                    state.get("share"))
 
 
