@@ -160,7 +160,8 @@ def arm(share: DescriptorShare, data: Path, desom1: Path, work: Path, vectors: t
     from skyqa.training.curate import read_cells
     from skyqa.training.spread import unlabelled_fraction
 
-    out = work / ("desom2-share-" + arm_name(share).replace(":", "-").replace("+", "-"))
+    out = work / ("desom2-share-" + arm_name(share).replace(":", "-").replace("+", "-")
+                  + (f"-seed-{schedule.seed}" if schedule.seed else ""))
     start, cpu = time.perf_counter(), cpu_s()
     if not (out / "cells.csv").exists():
         workflow.train_desom2(data, desom1, out, schedule.desom2_iterations, schedule.desom2_batch, schedule.seed,
@@ -188,7 +189,7 @@ def arm(share: DescriptorShare, data: Path, desom1: Path, work: Path, vectors: t
 
 def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, labels: int = 120,
         arms: list[DescriptorShare] | None = None, desom2_iterations: int | None = None, workers: int = 2,
-        naming_seeds: tuple[int, ...] = (0, 1, 2), adapt_work: Path | None = None) -> list[dict]:
+        naming_seeds: tuple[int, ...] = (0, 1, 2), adapt_work: Path | None = None, seed: int = 0) -> list[dict]:
     """Prints the hard-pair probes and the descriptor x background-check table; returns the arms' results."""
     from skyqa.service.pipeline.cli import expand
     from skyqa.training.adapt import map_shape
@@ -196,7 +197,7 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
     from skyqa.training.schedule import Schedule
 
     settings = load_settings(workers=1)
-    schedule = Schedule(desom2_iterations=desom2_iterations or Schedule.desom2_iterations)
+    schedule = Schedule(desom2_iterations=desom2_iterations or Schedule.desom2_iterations, seed=seed)
     start, cpu = time.perf_counter(), cpu_s()
     work.mkdir(parents=True, exist_ok=True)
     if adapt_work:
@@ -269,9 +270,13 @@ def main() -> None:
     parser.add_argument("--desom2-iterations", type=int)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--naming-seeds", default="0,1,2", help="labelled samples the maps are named from")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="DESOM-2 training and label-spreading seed: one arm's result moves with it, so compare "
+                             "arms over several")
     args = parser.parse_args()
     run(args.archive, args.work, args.files, args.desom1, args.labels, parse_arms(args.arms),
-        args.desom2_iterations, args.workers, tuple(int(s) for s in args.naming_seeds.split(",")), args.adapt_work)
+        args.desom2_iterations, args.workers, tuple(int(s) for s in args.naming_seeds.split(",")), args.adapt_work,
+        args.seed)
 
 
 if __name__ == "__main__":
