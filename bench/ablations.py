@@ -111,11 +111,16 @@ def subsampled(bmus: list[np.ndarray], weights: np.ndarray, n_ccds: list[int], p
     return np.stack(out)
 
 
-def loo_1nn(x: np.ndarray, y: np.ndarray) -> float:
-    """Leave-one-out 1-nearest-neighbour balanced accuracy (mean recall of the two classes; chance 0.5) on rows x."""
+def loo_neighbours(x: np.ndarray, k: int) -> np.ndarray:
+    """(N, k) indices of each row's k nearest other rows (Euclidean; ties to the lower index): leave-one-out."""
     d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
     np.fill_diagonal(d, np.inf)
-    hit = y[d.argmin(axis=1)] == y
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+def loo_1nn(x: np.ndarray, y: np.ndarray) -> float:
+    """Leave-one-out 1-nearest-neighbour balanced accuracy (mean recall of the two classes; chance 0.5) on rows x."""
+    hit = y[loo_neighbours(x, 1)[:, 0]] == y
     return float(np.mean([hit[y == label].mean() for label in np.unique(y)]))
 
 

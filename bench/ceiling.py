@@ -27,50 +27,38 @@ from pathlib import Path
 
 import numpy as np
 
-from skyqa.service.labels import Label
+from ablations import loo_neighbours  # bench/ablations.py, beside this script
+
+from skyqa.service.labels import Label, LabelMap
 from skyqa.service.pipeline.background_check import apply_background_check
 from skyqa.service.pipeline.desom2_input import Desom2Input
 from skyqa.service.scoring import binary_score, read_truth_labels
 
 
-def majority(labels: list[Label]) -> Label:
-    return Counter(labels).most_common(1)[0][0]
-
-
-def oracle_names(cells: dict[str, int], truth: dict[str, Label]) -> dict[int, Label]:
-    """Cell index -> the majority truth of the archive exposures that land in it."""
-    members: dict[int, list[Label]] = {}
-    for eid, cell in cells.items():
-        members.setdefault(cell, []).append(truth[eid])
-    return {cell: majority(labels) for cell, labels in members.items()}
-
-
-def purity(cells: dict[str, int], truth: dict[str, Label], names: dict[int, Label]) -> tuple[float, float]:
+def purity(cells: dict[str, int], truth: dict[str, Label], names: LabelMap) -> tuple[float, float]:
     """Share of archive exposures whose cell's majority is their class (six classes; Good vs not Good)."""
-    six = np.mean([names[c] is truth[e] for e, c in cells.items()])
-    binary = np.mean([(names[c] is Label.GOOD) == (truth[e] is Label.GOOD) for e, c in cells.items()])
+    named = [(names.label_of(c), truth[e]) for e, c in cells.items()]
+    six = np.mean([n is t for n, t in named])
+    binary = np.mean([(n is Label.GOOD) == (t is Label.GOOD) for n, t in named])
     return float(six), float(binary)
 
 
-def rescored(verdicts: Path, names: dict[int, Label]) -> tuple[list[tuple[Label, Label]], list[tuple[Label, Label]]]:
+def rescored(verdicts: Path, names: LabelMap) -> tuple[list[tuple[Label, Label]], list[tuple[Label, Label]]]:
     """(truth, verdict as served) and (truth, verdict with the oracle's names) for each test exposure."""
     served, oracle = [], []
     with open(verdicts, newline="") as handle:
         for row in csv.DictReader(handle):
             truth = Label(row["truth"])
-            named = names.get(int(row["cell"]), Label.UNLABELLED) if row["cell"] not in ("", "None") \
-                else Label.UNLABELLED
+            named = names.label_of(int(row["cell"])) if row["cell"].isdigit() else Label.UNLABELLED
             fired = ["background check"] if row["background_check"] == "1" else []
             served.append((truth, Label(row["label"])))
             oracle.append((truth, apply_background_check(named, fired)))
     return served, oracle
 
 
-def loo_knn(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+def loo_knn(x: np.ndarray, y: np.ndarray, k: int) -> list[Label]:
     """Leave-one-out k-nearest-neighbour majority label of each row (Euclidean, as the SOM's BMU search)."""
-    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
-    np.fill_diagonal(d, np.inf)
-    return np.array([majority(list(y[row])) for row in np.argsort(d, axis=1)[:, :k]], dtype=object)
+    return [Counter(y[row]).most_common(1)[0][0] for row in loo_neighbours(x, k)]
 
 
 def line(name: str, pairs: list[tuple[Label, Label]]) -> str:
@@ -80,16 +68,16 @@ def line(name: str, pairs: list[tuple[Label, Label]]) -> str:
 
 
 def run(adapt_work: Path, archive_truth: Path, verdicts: Path | None, k: int = 5) -> None:
-    from skyqa.training.curate import read_cells
+    from skyqa.training.curate import propose, read_cells
 
     truth = read_truth_labels(archive_truth)
     desom2 = adapt_work / "desom2"
     cells = read_cells(desom2 / "cells.csv")
-    names = oracle_names(cells, truth)
+    grid = tuple(json.loads((desom2 / "meta.json").read_text())["map_size"])
+    names = propose(cells, truth, grid, purity=0.0)  # the majority vote of every archive truth, every cell named
     six, binary = purity(cells, truth, names)
-    grid = json.loads((desom2 / "meta.json").read_text()).get("map_size")
-    print(f"DESOM-2 {grid}: {len(cells)} archive exposures in {len(names)} cells; cell purity {six:.3f} (six "
-          f"classes), {binary:.3f} (Good vs not Good)\n")
+    print(f"DESOM-2 {grid[0]} x {grid[1]}: {len(cells)} archive exposures in {len(names.cells)} cells; cell purity "
+          f"{six:.3f} (six classes), {binary:.3f} (Good vs not Good)\n")
     print("| verdicts | n | accuracy / precision / recall (unlabelled = not Good) | six-class accuracy |")
     print("|---|---|---|---|")
     if verdicts:
