@@ -65,6 +65,7 @@ def write_exposure(
     gradient: float = 0.0,
     amp_step: float = 0.0,
     fringes: float = 0.0,
+    banding: float = 0.0,
     seed: int = 0,
 ) -> Path:
     """Write the exposure and return its path. `dead` CCDs are all zeros, `nan_ccds` all NaN;
@@ -72,7 +73,8 @@ def write_exposure(
     `integer` stores raw-MegaCam-like uint16 pixels (BITPIX 16, BZERO 32768), clipped to 0..65535.
     `gradient`: a sky ramp rising by that many ADU across each live CCD's columns (scattered light);
     `amp_step`: ADU added to the right half of each live CCD (an offset amplifier); `fringes`: amplitude (ADU)
-    of a sinusoidal interference pattern of ~12 px period (red-band fringing)."""
+    of a sinusoidal interference pattern of ~12 px period (red-band fringing); `banding`: the standard deviation
+    (ADU) of an offset drawn per row and added to the right half (a noisy amplifier)."""
     rng = np.random.default_rng(seed)
     primary = fits.PrimaryHDU(header=fits.Header(primary_header or {}))
     if expnum is not None:
@@ -90,6 +92,8 @@ def write_exposure(
             data += sky
             data += np.linspace(0.0, gradient, shape[1], dtype=np.float32)[None, :]
             data[:, shape[1] // 2 :] += np.float32(amp_step)
+            if banding:
+                data[:, shape[1] // 2 :] += rng.normal(0.0, banding, (shape[0], 1)).astype(np.float32)
             if fringes:
                 yy, xx = np.mgrid[: shape[0], : shape[1]]
                 data += (fringes * np.sin(0.5 * xx + 0.3 * yy) * np.cos(0.2 * xx - 0.4 * yy)).astype(np.float32)

@@ -42,6 +42,26 @@ def test_an_amplifier_offset_is_a_step(flat, tmp_path: Path) -> None:
     assert 3.0 < math.expm1(step["amplifier_step"]) < 6.0  # one column jump of 5 noise units above the others
 
 
+def test_a_noisy_amplifier_bands_and_a_constant_offset_does_not(flat, tmp_path: Path) -> None:
+    # the jump between two neighbouring rows' medians of 48 sampled pixels scatters by ~0.26 noise units on a
+    # white sky (the ratio reads 0.9-1.2 with 96 pairs a CCD and a few stars); rows moved by 1 noise unit
+    # jump ~5.5 times more; a constant offset moves every row alike
+    banded = describe(tmp_path, "banded", banding=NOISE)
+    step = describe(tmp_path, "offset", amp_step=5 * NOISE)
+    assert math.exp(flat["row_banding"]) < 1.6 and math.exp(step["row_banding"]) < 1.6
+    assert math.exp(banded["row_banding"]) > 4.0
+
+
+def test_gradients_as_a_fraction_of_the_sky_above_the_bias(flat, tmp_path: Path) -> None:
+    # GAIN 1, RDNOISE 3 e-, white noise 10 ADU: the noise says the sky is 1 x (10^2 - 3^2) = 91 ADU above the bias
+    cards = {"GAIN": 1.0, "RDNOISE": 3.0}
+    ramp = describe(tmp_path, "ramp", gradient=91.0, header=cards)
+    assert 10 ** flat["relative_structure"] < 0.02
+    assert 10 ** ramp["relative_structure"] == pytest.approx(0.9, abs=0.15)  # 5-95% of a ramp of 1 sky
+    unknown = describe(tmp_path, "no_cards", gradient=91.0)
+    assert math.isnan(unknown["relative_structure"]) and math.isnan(unknown["relative_sky_spread"])
+
+
 def test_structured_noise_is_an_excess_over_white_noise(flat, tmp_path: Path) -> None:
     fringed = describe(tmp_path, "fringes", fringes=3 * NOISE)
     assert abs(flat["noise_excess"]) < 0.1  # sky RMS = pixel-to-pixel noise on a white sky

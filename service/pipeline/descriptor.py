@@ -14,10 +14,19 @@ Per CCD, in the worker that holds the pixels (`measure_background`):
 - the read-noise share of the white-noise variance from the header's GAIN and RDNOISE: near 1 for a
   short exposure whose sky adds few photons, small for a sky-limited one. (Raw headers carry no bias
   level, so the sky's Poisson term cannot be predicted from the sky level; the share needs only the noise.)
-- the fraction of pixels at saturation (bleed trails, saturated cores).
+- the fraction of pixels at saturation (bleed trails, saturated cores);
+- row banding: the spread of the jumps between neighbouring rows' medians in each half of the CCD (a readout
+  amplifier's half) over what the white noise alone gives; ~1 on a clean sky, larger where a noisy amplifier or
+  bias moves whole rows (a constant amplifier offset does not band; `amplifier_step` sees that).
+
+The sky level in ADU includes the bias, which raw headers do not give, so a gradient cannot be measured as a
+fraction of the sky from the levels alone. The sky's own photons can: with GAIN and RDNOISE, the white noise
+gives the sky in ADU above the bias, gain x (white^2 - read noise^2) (Poisson in electrons). A gradient of 30%
+of the sky is scattered light on any camera; 30 noise units is an ordinary moonlit sky on one with a deep well.
 
 Per exposure (`describe`): medians / upper percentiles over CCDs, plus the spread of the CCDs' sky levels
-across the mosaic, the saturated-detection fraction, the source density and EXPTIME.
+across the mosaic (over the noise, and as a fraction of the sky), the saturated-detection fraction, the source
+density and EXPTIME.
 
 Three shape features come from the high-S/N sources `skyqa.service.pipeline.physical` measured: the seeing
 (FWHM), the median elongation and the aligned ellipticity |<e exp(2i theta)>| (e = (a-b)/(a+b)). The cutouts
@@ -46,6 +55,9 @@ FEATURES = (
     "sky_spread",  # log1p((90th - 10th pct of CCD sky levels) / median RMS): mosaic-scale light
     "noise_excess",  # log(median over CCDs of sky RMS / white pixel noise)
     "read_noise_share",  # median (RDNOISE/GAIN)^2 / white-noise variance: short, read-noise-limited exposures
+    "relative_structure",  # log10(80th pct over CCDs of the mesh 5-95% spread / sky above bias + 1e-3)
+    "relative_sky_spread",  # log10((90th - 10th pct of CCD sky levels) / sky above bias + 1e-3)
+    "row_banding",  # log(95th pct over CCDs of the row-to-row median jumps' spread / white-noise expectation)
     "saturated_fraction",  # log10(saturated detections / detections + 1e-4)
     "bleed_fraction",  # log10(pixels at >= 90% of SATURATE / pixels + 1e-6)
     "source_density",  # log10(detections per megapixel searched + 1)
@@ -58,9 +70,13 @@ SHAPE_FEATURES = ("fwhm", "elongation", "aligned_ellipticity")
 BACKGROUND_FEATURES = tuple(f for f in FEATURES if f not in SHAPE_FEATURES)
 GROUPS = {"background": BACKGROUND_FEATURES, "shape": SHAPE_FEATURES}  # a DESOM-2 input share can be set per group
 PERCENTILE = 80.0  # a problem on a fifth of the mosaic counts, one CCD's bright halo does not
+BANDING_PERCENTILE = 95.0  # banding on a few CCDs counts (4 of 24 seen); a star's halo does not band
 SATURATION_FRACTION = 0.9
 NOISE_ROWS = 16  # every 16th row for the white noise: ~0.02 CPU-s on a 4612 x 2048 CCD
 SATURATION_STRIDE = (8, 2)  # (rows, columns) sampled for the saturated-pixel count: bleed trails are columns
+BANDING_PAIRS = 96  # pairs of neighbouring rows sampled per band, at most one in 16 rows (~0.004 CPU-s a full CCD)
+BANDING_COLUMNS = 4  # every 4th column
+RELATIVE_FLOOR = 1e-3  # relative spreads are log-compressed above a 0.1% sky
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,17 @@ class CCDBackground:
     saturated_pixels: float  # fraction of (sampled) pixels at >= 90% of SATURATE
     pixels: int  # searched pixels
     detections: int
+    banding: float = math.nan  # row-to-row median jumps' spread / white-noise expectation, the larger half
+    gain: float | None = None  # e-/ADU (GAIN), None without the card
+
+    @property
+    def sky_adu(self) -> float | None:
+        """The sky above the bias in ADU, from the white noise: gain x (white^2 - read noise^2); None where the
+        cards are missing or the read noise explains the whole noise."""
+        if not self.gain or self.read_noise_adu is None:
+            return None
+        sky = self.gain * (self.white_noise ** 2 - self.read_noise_adu ** 2)
+        return sky if sky > 0 else None
 
 
 def column_step(mesh: np.ndarray, rms: float) -> float:
@@ -96,6 +123,34 @@ def white_noise(sub: np.ndarray) -> float:
     if diff.size == 0:
         return 0.0
     return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / math.sqrt(2.0))
+
+
+def row_medians(sub: np.ndarray) -> np.ndarray:
+    """(pairs, 2 rows, 2 halves): medians of the left and the right half (every `BANDING_COLUMNS`-th column) of
+    ~`BANDING_PAIRS` pairs of neighbouring rows of a background-subtracted image. Two readout amplifiers side by
+    side, as on MegaCam's CCDs; a one-amplifier CCD shows its banding in both halves."""
+    every = int(np.clip(sub.shape[0] // BANDING_PAIRS, 2, 16))
+    first = sub[:-1:every, ::BANDING_COLUMNS]
+    second = sub[1::every, ::BANDING_COLUMNS]  # as many rows as `first`
+    half = first.shape[1] // 2
+    if half == 0:  # a CCD narrower than two sampled columns has no halves to compare
+        return np.zeros((0, 2, 2))
+    return np.stack([np.stack([np.median(rows[:, :half], axis=1), np.median(rows[:, half:], axis=1)], axis=1)
+                     for rows in (first, second)], axis=1)
+
+
+def row_banding(medians: np.ndarray, white: float, columns: int) -> float:
+    """Robust spread (MAD) of the jumps between neighbouring rows' medians over what white noise gives them,
+    sqrt(2) sqrt(pi/2) white / sqrt(n) for medians of n = `columns` // 2 // `BANDING_COLUMNS` pixels; the larger
+    of the two halves; NaN when it cannot be measured. A jump from one row to the next is banding; fringes, gradients and
+    galaxies change little over one row, so they do not count."""
+    jumps = medians[:, 1] - medians[:, 0]
+    jumps = jumps[np.isfinite(jumps).all(axis=1)]
+    n = columns // 2 // BANDING_COLUMNS
+    if len(jumps) < 8 or n < 1 or not white > 0.0:
+        return math.nan
+    spread = 1.4826 * np.median(np.abs(jumps - np.median(jumps, axis=0)), axis=0)
+    return float(spread.max() / (math.sqrt(math.pi) * white / math.sqrt(n)))
 
 
 def saturated_pixel_fraction(raw: np.ndarray, saturate: float) -> float:
@@ -146,7 +201,25 @@ def background_features(ccds: Sequence[CCDBackground]) -> dict[str, float]:
     shares = [(c.read_noise_adu / c.white_noise) ** 2 for c in ccds if c.read_noise_adu and c.white_noise > 0]
     if shares:
         values["read_noise_share"] = float(np.median(shares))
-    return values
+    banding = [c.banding for c in ccds if math.isfinite(c.banding)]
+    if banding:
+        values["row_banding"] = math.log(max(float(np.percentile(banding, BANDING_PERCENTILE)), 1e-3))
+    return values | relative_features(ccds)
+
+
+def relative_features(ccds: Sequence[CCDBackground]) -> dict[str, float]:
+    """The mesh spread and the mosaic's sky spread as fractions of the sky above the bias (needs GAIN, RDNOISE)."""
+    skies = [(c, c.sky_adu) for c in ccds if c.sky_adu is not None]
+    if not skies:
+        return {}
+    sky = float(np.median([s for _, s in skies]))
+    levels = [c.level for c in ccds]
+    return {
+        "relative_structure": math.log10(np.percentile([c.structure * c.rms / s for c, s in skies], PERCENTILE)
+                                         + RELATIVE_FLOOR),
+        "relative_sky_spread": math.log10((np.percentile(levels, 90) - np.percentile(levels, 10)) / sky
+                                          + RELATIVE_FLOOR),
+    }
 
 
 def describe(ccds: Sequence[CCDBackground], sources: Sequence[SourceMeasures], metrics: PhysicalMetrics) -> np.ndarray:

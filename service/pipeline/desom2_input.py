@@ -20,8 +20,8 @@ together spread the archive's ordinary exposures about half as far (in input-spa
 populations do; they matter, but do not drown the bins (0.25 measured best of 0, 0.25 and 1 on the unseen site:
 README).
 The share is one number spread evenly over every feature, or one per feature group (`GROUPS`: background,
-shape), spread evenly over that group's features: one informative feature among twelve otherwise carries
-1/12 of the block, and a group at 0 is left out of the input.
+shape), spread evenly over that group's features: one informative feature among fifteen otherwise carries
+1/15 of the block, and a group at 0 is left out of the input.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from skyqa.service.config import CutoutConfig, DetectionConfig, Settings
 from skyqa.service.pipeline.bands import BandSearch, band_read
 from skyqa.service.pipeline.cutouts import away_from_border, extract_cutouts, normalise_cutouts, select_sources
 from skyqa.service.pipeline.descriptor import (FEATURES, CCDBackground, column_step, describe, read_noise_adu,
-                                               saturated_pixel_fraction, white_noise)
+                                               row_banding, row_medians, saturated_pixel_fraction, white_noise)
 from skyqa.service.pipeline.detection import background_structure, detect
 from skyqa.service.pipeline.exposure import (
     CCDInfo,
@@ -145,7 +145,7 @@ def _process_ccd(
     ccd = ccd_seed(seed, exposure, info.extname)
     search = BandSearch(n_rows, det_cfg, ccd)
     bands, measures, candidates, mesh = [], [], [], []  # candidates: (band index, x, y in band, y in CCD)
-    saturated, white, preview = [], [], {}
+    saturated, white, rows_of, preview = [], [], [], {}
     shape_rng = np.random.default_rng([ccd, 1])  # apart from the cutouts' draw
     while cores := search.next_cores():
         reads, searched = zip(*(band_read(c, n_rows, context, det_cfg.back_size, cut_cfg.size // 2) for c in cores),
@@ -164,6 +164,7 @@ def _process_ccd(
             saturated.append(saturated_pixel_fraction(fill_nans(band), info.saturate))
             det = detect(band, det_cfg, copy=False, rows=rows)  # band is background-subtracted in place
             white.append(white_noise(band))
+            rows_of.append(row_medians(band))
             if det.status != "ok":
                 notes.append(f"{info.extname}: sep buffer overflow, detection {det.status}")
             y_ccd = det.objects["y"] + read.start
@@ -185,11 +186,13 @@ def _process_ccd(
     rms = float(np.median([m.rms for m in measures]))
     mesh = np.concatenate(mesh)
     structure = background_structure(mesh, rms)
+    noise = float(np.median(white))
     background = CCDBackground(
         level=float(np.median([m.level for m in measures])), rms=rms, structure=structure,
-        step=column_step(mesh, rms), white_noise=float(np.median(white)),
+        step=column_step(mesh, rms), white_noise=noise,
         read_noise_adu=read_noise_adu(info.gain, info.read_noise), saturated_pixels=float(np.mean(saturated)),
-        pixels=search.searched_rows * info.shape[1], detections=len(x))
+        pixels=search.searched_rows * info.shape[1], detections=len(x),
+        banding=row_banding(np.concatenate(rows_of), noise, info.shape[1]), gain=info.gain)
     clock.lap("detect")
 
     rng = np.random.default_rng(ccd)
