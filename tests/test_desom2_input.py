@@ -40,9 +40,11 @@ def test_each_group_carries_its_own_share_of_the_bins_variance() -> None:
 def test_one_number_spreads_over_every_feature_as_before() -> None:
     total = Desom2Input.fit(VECTORS, DESCRIPTORS, 0.25)
     assert total.descriptor.features == FEATURES
-    assert block_shares(total) == pytest.approx({"background": 0.25 * 9 / 12, "shape": 0.25 * 3 / 12}, rel=1e-4)
+    each = {"background": 0.25 * len(BACKGROUND_FEATURES) / len(FEATURES),
+            "shape": 0.25 * len(SHAPE_FEATURES) / len(FEATURES)}
+    assert block_shares(total) == pytest.approx(each, rel=1e-4)
     np.testing.assert_allclose(total.descriptor.weights, total.descriptor.weights[0])
-    proportional = Desom2Input.fit(VECTORS, DESCRIPTORS, {"background": 0.25 * 9 / 12, "shape": 0.25 * 3 / 12})
+    proportional = Desom2Input.fit(VECTORS, DESCRIPTORS, each)
     np.testing.assert_allclose(total.transform(VECTORS, DESCRIPTORS), proportional.transform(VECTORS, DESCRIPTORS),
                                rtol=1e-6)
 
