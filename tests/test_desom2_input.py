@@ -117,4 +117,5 @@ def test_the_share_option_takes_a_number_or_one_per_group() -> None:
         parse_share("colour=0.2")
     args = build_parser().parse_args(["adapt", "archive", "--out", "work", "--descriptor-share", "shape=0.5"])
     assert args.descriptor_share == {"shape": 0.5}
-    assert build_parser().parse_args(["adapt", "archive", "--out", "work"]).descriptor_share == 0.25
+    assert build_parser().parse_args(["adapt", "archive", "--out", "work"]).descriptor_share == \
+        {"shape": 1.0, "background": 0.5}

@@ -34,7 +34,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--max-cutouts", type=int, default=200_000,
                        help="desom1: most cutouts held in memory; a bigger dataset is streamed from its shards")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--descriptor-share", type=parse_share, default=Schedule.descriptor_share, metavar="SHARE",
+    train.add_argument("--descriptor-share", type=parse_share, default=Schedule().descriptor_share, metavar="SHARE",
                        help="desom2: append the exposure descriptor, weighted to carry this share of the "
                             "histo-vector's variance: a total over every feature (0.25) or one per feature group "
                             "(shape=0.4,background=0.1; a group at 0 is left out); 0 trains a 625-input version "
