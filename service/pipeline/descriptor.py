@@ -142,8 +142,8 @@ def row_medians(sub: np.ndarray) -> np.ndarray:
 def row_banding(medians: np.ndarray, white: float, columns: int) -> float:
     """Robust spread (MAD) of the jumps between neighbouring rows' medians over what white noise gives them,
     sqrt(2) sqrt(pi/2) white / sqrt(n) for medians of n = `columns` // 2 // `BANDING_COLUMNS` pixels; the larger
-    of the two halves; NaN when it cannot be measured. A jump from one row to the next is banding; fringes, gradients and
-    galaxies change little over one row, so they do not count."""
+    of the two halves; NaN when it cannot be measured. A jump from one row to the next is banding; fringes,
+    gradients and galaxies change little over one row, so they do not count."""
     jumps = medians[:, 1] - medians[:, 0]
     jumps = jumps[np.isfinite(jumps).all(axis=1)]
     n = columns // 2 // BANDING_COLUMNS
