@@ -215,15 +215,17 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
     naming_steps = 3 if labels is not None and n_propose is None else 0
     steps = Steps(work, total=4 + naming_steps + (n_propose is not None))
     try:
-        k_data = _digest(sorted(str(Path(f).resolve()) for f in files), settings.cutouts, settings.detection,
-                         FEATURES)  # the dataset stores each exposure's descriptor
+        k_cutouts = _digest(sorted(str(Path(f).resolve()) for f in files), settings.cutouts, settings.detection)
+        k_data = _digest(k_cutouts, FEATURES)  # the dataset also stores each exposure's descriptor
         steps.run("dataset", k_data, lambda: _built(build(files, data, settings, workers=schedule.workers)), data)
         s = schedule
-        k1 = _digest(k_data, s.desom1_iterations, s.desom1_batch, s.desom1_max_cutouts, s.seed)
+        # DESOM-1 sees the cutouts only (drawn with per-CCD seeds: a rebuild gives the same ones), so a new
+        # descriptor rebuilds the dataset without retraining it
+        k1 = _digest(k_cutouts, s.desom1_iterations, s.desom1_batch, s.desom1_max_cutouts, s.seed)
         steps.run("desom1", k1, lambda: workflow.train_desom1(data, d1, s.desom1_iterations, s.desom1_batch,
                                                               s.desom1_max_cutouts, s.seed), d1)
         grid = map_shape(len(read_manifest(data)), s.exposures_per_cell)
-        k2 = _digest(k1, s.desom2_iterations, s.desom2_batch, grid, s.descriptor_share)
+        k2 = _digest(k1, k_data, s.desom2_iterations, s.desom2_batch, grid, s.descriptor_share)
         steps.run("desom2", k2, lambda: workflow.train_desom2(data, d1, d2, s.desom2_iterations, s.desom2_batch,
                                                               s.seed, grid, s.descriptor_share), d2)
         cells = read_cells(d2 / "cells.csv")
