@@ -187,12 +187,12 @@ def background_features(ccds: Sequence[CCDBackground]) -> dict[str, float]:
     rms = np.array([c.rms for c in ccds])
     white = np.array([c.white_noise for c in ccds])
     levels = np.array([c.level for c in ccds])
+    spread = float(np.percentile(levels, 90) - np.percentile(levels, 10))  # light across the mosaic, in ADU
     noise = float(np.median(rms))
     values = {
         "background_structure": math.log1p(np.percentile([c.structure for c in ccds], PERCENTILE)),
         "amplifier_step": math.log1p(max(0.0, float(np.percentile([c.step for c in ccds], PERCENTILE)))),
-        "sky_spread": math.log1p((np.percentile(levels, 90) - np.percentile(levels, 10)) / noise) if noise > 0
-        else math.nan,
+        "sky_spread": math.log1p(spread / noise) if noise > 0 else math.nan,
         "noise_excess": math.log(np.median(rms[white > 0] / white[white > 0])) if (white > 0).any() else math.nan,
         "bleed_fraction": math.log10(np.average([c.saturated_pixels for c in ccds],
                                                 weights=[c.pixels for c in ccds]) + 1e-6),
@@ -204,21 +204,20 @@ def background_features(ccds: Sequence[CCDBackground]) -> dict[str, float]:
     banding = [c.banding for c in ccds if math.isfinite(c.banding)]
     if banding:
         values["row_banding"] = math.log(max(float(np.percentile(banding, BANDING_PERCENTILE)), 1e-3))
-    return values | relative_features(ccds)
+    return values | relative_features(ccds, spread)
 
 
-def relative_features(ccds: Sequence[CCDBackground]) -> dict[str, float]:
-    """The mesh spread and the mosaic's sky spread as fractions of the sky above the bias (needs GAIN, RDNOISE)."""
-    skies = [(c, c.sky_adu) for c in ccds if c.sky_adu is not None]
+def relative_features(ccds: Sequence[CCDBackground], spread: float) -> dict[str, float]:
+    """The mesh spread and the mosaic's sky spread (`spread`, ADU) as fractions of the sky above the bias (needs
+    GAIN, RDNOISE)."""
+    skies = [(c, sky) for c in ccds if (sky := c.sky_adu) is not None]
     if not skies:
         return {}
     sky = float(np.median([s for _, s in skies]))
-    levels = [c.level for c in ccds]
     return {
         "relative_structure": math.log10(np.percentile([c.structure * c.rms / s for c, s in skies], PERCENTILE)
                                          + RELATIVE_FLOOR),
-        "relative_sky_spread": math.log10((np.percentile(levels, 90) - np.percentile(levels, 10)) / sky
-                                          + RELATIVE_FLOOR),
+        "relative_sky_spread": math.log10(spread / sky + RELATIVE_FLOOR),
     }
 
 
