@@ -15,10 +15,10 @@ into a fraction of a unit, so the map sees a mild trail as ordinary (README: mea
 
 The weights are set at training so that a feature moved by one unit of its scale carries `share` of the histo
 block's total variance across the archive (the sum of the 625 bins' variances); for a Gaussian feature that is
-the block's variance share, a heavy-tailed one carries more through its tails. With share 0.25 the features
-together spread the archive's ordinary exposures about half as far (in input-space distance) as their source
-populations do; they matter, but do not drown the bins (0.25 measured best of 0, 0.25 and 1 on the unseen site:
-README).
+the block's variance share, a heavy-tailed one carries more through its tails. They must matter without drowning
+the bins: `skyqa adapt`'s default (`skyqa.training.schedule.DESCRIPTOR_SHARE`) gives the three shape features
+together as much variance as the bins and the background features half as much (README, "Stop 22": measured on
+the unseen site's archive and on the project's own simulator).
 The share is one number spread evenly over every feature, or one per feature group (`GROUPS`: background,
 shape), spread evenly over that group's features: one informative feature among fifteen otherwise carries
 1/15 of the block, and a group at 0 is left out of the input.
