@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from skyqa.service.pipeline.physical import MAX_SHAPE_SOURCES, measure_sources
+import numpy as np
+import pytest
+
+from skyqa.service.config import DetectionConfig
+from skyqa.service.pipeline.descriptor import aligned_ellipticity
+from skyqa.service.pipeline.detection import detect
+from skyqa.service.pipeline.physical import MAX_SHAPE_SOURCES, measure_sources, summarise
+from tests.fits_factory import Stars, render_stars
 
 
 def _objects(n: int) -> np.ndarray:
@@ -35,3 +42,30 @@ def test_every_good_source_is_measured_when_there_are_few():
     sub, objects = np.zeros((200, 200), np.float32), _objects(MAX_SHAPE_SOURCES // 2)
     measures = measure_sources(sub, objects, 0.0, 1.0, 65535.0, np.random.default_rng(1))
     np.testing.assert_array_equal(measures.elongation, objects["a"])
+
+
+def _fringes(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Red-band fringing as the unseen-site simulator draws it: six plane waves of 40-120 px, unit total RMS."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    waves = zip(rng.uniform(40, 120, 6), rng.uniform(0, math.pi, 6), rng.uniform(0, 2 * math.pi, 6), strict=True)
+    return sum(np.cos(2 * math.pi / w * (xx * math.cos(a) + yy * math.sin(a)) + p) for w, a, p in waves) / math.sqrt(3)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_fringes_are_not_measured_as_stars(seed):
+    """Fringe crests pass the flux S/N cut by their area and come out large, elongated and aligned; on a sparse red
+    field they outnumbered the stars and read as bad seeing and a tracking error. The shape measures stay the stars'."""
+    shape, noise, rng = (512, 768), 10.0, np.random.default_rng(seed)
+    fringes, stars = _fringes(shape, rng), render_stars(shape, Stars(n=10), rng)
+    sky = (1000.0 + noise * rng.standard_normal(shape) + stars).astype(np.float32)
+
+    def measured(image: np.ndarray):
+        det = detect(image, DetectionConfig())
+        sources = measure_sources(image - det.level, det.objects, det.level, det.rms, 65535.0, np.random.default_rng(0))
+        return len(det.objects), summarise([sources], 0.2, None), aligned_ellipticity([sources])
+
+    n_clean, clean, _ = measured(sky)
+    n_fringed, fringed, aligned = measured(sky + (6 * noise * fringes).astype(np.float32))
+    assert n_fringed > 3 * n_clean  # the crests are detected
+    assert fringed.fwhm_arcsec == pytest.approx(clean.fwhm_arcsec, rel=0.2)
+    assert fringed.elongation < 1.03 and aligned < 0.01

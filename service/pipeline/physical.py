@@ -4,7 +4,8 @@ Measured per CCD (or row band) in the worker that holds the pixels (`measure_sou
 combined per exposure (`summarise`) into `skyqa.service.verdict.PhysicalMetrics`.
 
 - FWHM: 2 x sep `flux_radius` at 50% (exact for a Gaussian PSF, like SExtractor's 2*FLUX_RADIUS),
-  on unflagged, unsaturated sources with flux S/N >= 30 (at most MAX_SHAPE_SOURCES drawn per band), then
+  on unflagged, unsaturated sources with flux S/N >= 30 whose brightest pixel stands MIN_PEAK_SNR sky noise
+  units above the sky (at most MAX_SHAPE_SOURCES drawn per band), then
   the stellar locus is isolated by iterative 2.5-sigma (MAD) clipping around the median, which drops
   galaxies and blends.
 - Elongation a/b and position angle on the same high-S/N sources: faint sources' moments are noise.
@@ -34,6 +35,12 @@ from skyqa.service.verdict import PhysicalMetrics
 DEFAULT_PIXEL_SCALE = 0.187  # arcsec/pixel, MegaCam
 SATURATION_FRACTION = 0.9
 MIN_SNR = 30.0
+# A star of flux S/N 30 peaks >= 5 noise units above the sky unless it is spread over hundreds of pixels (a bright
+# donut still does). Red-band fringes and other low-surface-brightness structure at scales the 64 px background
+# mesh does not follow pass the flux cut by area alone, peak at 3-4 units, and come out as large, elongated and
+# aligned "sources": on the unseen site's fringed i/z skies they were most of the measured sources, and read as
+# 4-5" seeing and a tracking error's aligned ellipticity (0.10-0.23 against <= 0.03 on the other Good exposures).
+MIN_PEAK_SNR = 5.0
 # Good sources measured per CCD (or band), drawn at random: plenty for a median, ~10 ms. A draw, not the brightest:
 # the brightest 100 of a whole 4612-row CCD (every row searched) are a brighter population than those of the few
 # hundred rows the band search reads, and gave FWHMs up to 4x larger, where the draw measures the same population
@@ -71,8 +78,10 @@ def measure_sources(sub: np.ndarray, objects: np.ndarray, level: float, rms: flo
     """Per-source shape measures on background-subtracted `sub` for the sep `objects` found in it (at most
     MAX_SHAPE_SOURCES of the good ones, drawn with `rng`)."""
     saturated = objects["peak"] + level >= SATURATION_FRACTION * saturate
-    snr = objects["flux"] / (max(rms, 1e-12) * np.sqrt(np.maximum(objects["npix"], 1)))
-    good = np.flatnonzero((objects["flag"] == 0) & ~saturated & (snr >= MIN_SNR) & (objects["b"] > 0))
+    noise = max(rms, 1e-12)
+    snr = objects["flux"] / (noise * np.sqrt(np.maximum(objects["npix"], 1)))
+    compact = objects["peak"] >= MIN_PEAK_SNR * noise
+    good = np.flatnonzero((objects["flag"] == 0) & ~saturated & (snr >= MIN_SNR) & compact & (objects["b"] > 0))
     if len(good) > MAX_SHAPE_SOURCES:
         good = np.sort(rng.choice(good, MAX_SHAPE_SOURCES, replace=False))
     src = objects[good]
