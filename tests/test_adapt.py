@@ -12,7 +12,7 @@ import pytest
 from skyqa.cli import main
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import versions
-from skyqa.service.pipeline.descriptor import FEATURES
+from skyqa.service.pipeline.descriptor import FEATURES, MEASUREMENT_VERSION
 from skyqa.service.scoring import read_truth_labels
 from skyqa.training.curate import read_cells
 
@@ -83,15 +83,18 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     before = (work / "adapt.json").read_text()
     assert skyqa("adapt", archive, "--out", work, "--labels", labels, "--repository", repo, *TINY) == 0
     assert (work / "adapt.json").read_text() == before and versions(repo, "desom2") == [1]
+    old = json.loads(before)
 
-    # A new descriptor feature rebuilds the dataset and retrains DESOM-2, which takes the descriptor, but not
-    # DESOM-1: the cutouts it was trained on are the same.
-    with monkeypatch.context() as patched:
-        patched.setattr("skyqa.training.adapt.FEATURES", (*FEATURES, "a_new_feature"))
-        assert skyqa("adapt", archive, "--out", work, *TINY) == 0
-    old, new = json.loads(before), json.loads((work / "adapt.json").read_text())
-    assert new["desom1"] == old["desom1"]
-    assert new["dataset"]["key"] != old["dataset"]["key"] and new["desom2"]["key"] != old["desom2"]["key"]
+    # A new descriptor feature, or one measured anew, rebuilds the dataset and retrains DESOM-2, which takes the
+    # descriptor, but not DESOM-1: the cutouts it was trained on are the same.
+    for name, value in (("FEATURES", (*FEATURES, "a_new_feature")), ("MEASUREMENT_VERSION", MEASUREMENT_VERSION + 1)):
+        with monkeypatch.context() as patched:
+            patched.setattr(f"skyqa.training.adapt.{name}", value)
+            assert skyqa("adapt", archive, "--out", work, *TINY) == 0
+        new = json.loads((work / "adapt.json").read_text())
+        assert new["desom1"] == old["desom1"], name
+        assert new["dataset"]["key"] != old["dataset"]["key"] and new["desom2"]["key"] != old["desom2"]["key"], name
+        old = new
 
     # The published 4 x 4 version serves: the verdict's cell is on its grid and carries its label.
     capsys.readouterr()

@@ -33,7 +33,7 @@ from skyqa.service.calibration import Calibration
 from skyqa.service.config import Settings
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
-from skyqa.service.pipeline.descriptor import FEATURES
+from skyqa.service.pipeline.descriptor import FEATURES, MEASUREMENT_VERSION
 from skyqa.service.scoring import BinaryScore, binary_score, confusion_matrix, score_report
 from skyqa.service.verdict import PhysicalMetrics
 from skyqa.training.curate import background_flagged, calibrate, read_cells
@@ -216,7 +216,7 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
     steps = Steps(work, total=4 + naming_steps + (n_propose is not None))
     try:
         k_cutouts = _digest(sorted(str(Path(f).resolve()) for f in files), settings.cutouts, settings.detection)
-        k_data = _digest(k_cutouts, FEATURES)  # the dataset also stores each exposure's descriptor
+        k_data = _digest(k_cutouts, FEATURES, MEASUREMENT_VERSION)  # the dataset also stores each exposure's descriptor
         steps.run("dataset", k_data, lambda: _built(build(files, data, settings, workers=schedule.workers)), data)
         s = schedule
         # DESOM-1 sees the cutouts only (drawn with per-CCD seeds: a rebuild gives the same ones), so a new

@@ -77,6 +77,9 @@ SATURATION_STRIDE = (8, 2)  # (rows, columns) sampled for the saturated-pixel co
 BANDING_PAIRS = 96  # pairs of neighbouring rows sampled per band, at most one in 16 rows (~0.004 CPU-s a full CCD)
 BANDING_COLUMNS = 4  # every 4th column
 RELATIVE_FLOOR = 1e-3  # relative spreads are log-compressed above a 0.1% sky
+# Raised whenever a feature is measured differently under the same name, so that stored descriptors are rebuilt
+# (`skyqa adapt` keys its dataset on FEATURES and this). 2: shape measures on compact sources only (fringes).
+MEASUREMENT_VERSION = 2
 
 
 @dataclass(frozen=True)
