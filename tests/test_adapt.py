@@ -19,7 +19,7 @@ from skyqa.training.curate import read_cells
 pytestmark = pytest.mark.slow
 
 TINY = ["--desom1-iterations", 4, "--desom1-batch", 16, "--desom1-max-cutouts", 500, "--desom2-iterations", 20,
-        "--desom2-batch", 4, "--exposures-per-cell", 1, "--gallery-per-cell", 1, "--workers", 1,
+        "--desom2-batch", 4, "--desom2-restarts", 2, "--exposures-per-cell", 1, "--gallery-per-cell", 1, "--workers", 1,
         # 16 exposures and 20 DESOM-2 iterations name a map by luck either way; with the background descriptor
         # this one left every cell below the confidence limit. The descriptor's own path (train, export,
         # classify) is tested in test_workflow and test_classify.
@@ -64,6 +64,12 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     labels.write_text("exposure_id,label\n" + "".join(f"{e},{truth[e].value}\n" for e in chosen))
     assert skyqa("adapt", archive, "--out", work, "--labels", labels, "--repository", repo, *TINY) == 0
     assert versions(repo, "desom2") == [1] and versions(repo, "desom1") == [1]
+    # The labels chose one of the two DESOM-2 restarts by cross-validation; it is the map published and served.
+    selected = json.loads((work / "adapt.json").read_text())["select"]["result"]
+    restarts = {"seed-0", "seed-1"}
+    assert selected["map"] in restarts and set(selected["cross_validated_good_agreement"]) == restarts
+    cells = read_cells(work / "desom2" / "cells.csv")
+    assert cells == read_cells(work / "desom2-maps" / selected["map"] / "cells.csv")
     version = repo / "desom2" / "1"
     label_map = LabelMap.load(version / "labels.json")
     assert label_map.grid == (4, 4) and label_map.cells
@@ -77,6 +83,7 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     assert "held-out exposures" in card and "unlabelled_cells_fraction" in card and "s CPU" in card
     evaluation = json.loads((work / "evaluation.json").read_text())
     assert evaluation["n"] >= 2 and evaluation["named_from"] + evaluation["n"] == 12
+    assert evaluation["map"] in restarts  # chosen from the naming part of the labels only
     assert 0 <= evaluation["unlabelled_not_good"]["accuracy"] <= 1
 
     # Resume: every step finished with the same inputs is skipped; nothing is published twice.
@@ -131,3 +138,26 @@ def test_a_resumed_dataset_build_never_overwrites_a_shard(tmp_path: Path) -> Non
     entries = build(files, tmp_path / "data", settings, workers=1, per_shard=1)
     assert [e.shard for e in entries] == ["shard-00001.npz", "shard-00002.npz", "shard-00003.npz"]
     assert len(read_manifest(tmp_path / "data")) == 3
+
+
+def test_the_labels_choose_the_map_that_separates_good(tmp_path: Path) -> None:
+    """Two maps of the same exposures: one mixes Good and BT in every cell, one keeps them apart. Cross-validated on
+    the labels, the verdicts served from the second call Good exactly the Good exposures; the first leaves its mixed
+    cells unnamed."""
+    import numpy as np
+
+    from skyqa.service.config import load_settings
+    from skyqa.training.adapt import select_map
+    from skyqa.training.curate import write_cells
+    from skyqa.training.schedule import Schedule
+
+    ids = [f"e{i:03d}" for i in range(80)]
+    truth = {e: Label.GOOD if i % 2 == 0 else Label.BT for i, e in enumerate(ids)}
+    layouts = {"mixed": lambda i: (i // 2) % 4, "separating": lambda i: (i % 2) * 2 + (i // 2) % 2}
+    for name, cell_of in layouts.items():
+        (tmp_path / name).mkdir()
+        write_cells(tmp_path / name / "cells.csv", {e: cell_of(i) for i, e in enumerate(ids)})
+        np.save(tmp_path / name / "som_prototypes.npy", np.random.default_rng(0).normal(size=(4, 3)))
+    maps = [tmp_path / name for name in layouts]
+    best, scores = select_map(maps, (2, 2), {e: {} for e in ids}, truth, load_settings(workers=1), Schedule())
+    assert maps[best].name == "separating" and scores[best] == 1.0 and scores[0] < 0.6
