@@ -67,7 +67,7 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     # The labels chose one of the two DESOM-2 restarts by cross-validation; it is the map published and served.
     selected = json.loads((work / "adapt.json").read_text())["select"]["result"]
     restarts = {"seed-0", "seed-1"}
-    assert selected["map"] in restarts and set(selected["cross_validated_good_agreement"]) == restarts
+    assert selected["map"] in restarts and set(selected["cross_validated_agreement"]) == restarts
     cells = read_cells(work / "desom2" / "cells.csv")
     assert cells == read_cells(work / "desom2-maps" / selected["map"] / "cells.csv")
     version = repo / "desom2" / "1"
@@ -142,8 +142,8 @@ def test_a_resumed_dataset_build_never_overwrites_a_shard(tmp_path: Path) -> Non
 
 def test_the_labels_choose_the_map_that_separates_good(tmp_path: Path) -> None:
     """Two maps of the same exposures: one mixes Good and BT in every cell, one keeps them apart. Cross-validated on
-    the labels, the verdicts served from the second call Good exactly the Good exposures; the first leaves its mixed
-    cells unnamed."""
+    the labels, the verdicts served from the second give every labelled exposure its label; the first leaves its
+    mixed cells unnamed."""
     import numpy as np
 
     from skyqa.service.config import load_settings
