@@ -81,6 +81,7 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     for heading in ("## Adaptation", "## Schedule", "## Labels", "## Evaluation", "## Calibration"):
         assert heading in card
     assert "held-out exposures" in card and "unlabelled_cells_fraction" in card and "s CPU" in card
+    assert f"2 maps from seed 0 on; the labels chose {selected['map']}" in card
     evaluation = json.loads((work / "evaluation.json").read_text())
     assert evaluation["n"] >= 2 and evaluation["named_from"] + evaluation["n"] == 12
     assert evaluation["map"] in restarts  # chosen from the naming part of the labels only

@@ -374,9 +374,10 @@ def _publish(work: Path, repository: Path, steps: Steps, s: Schedule, grid: tupl
                        "labelled exposures": n_labels, "held out for evaluation": evaluation["n"],
                        "DESOM-2 map": f"{grid[0]} x {grid[1]} (about {s.exposures_per_cell} archive exposures a cell)"},
         "schedule": {"desom1": f"{s.desom1_iterations} iterations at batch {s.desom1_batch}",
-                     "desom2": f"{s.desom2_iterations} iterations at batch {s.desom2_batch}, {s.desom2_restarts} "
-                               f"restarts from seed {s.seed} on; the labels chose {selected['map']} (cross-validated "
-                               f"agreement with the labels, per restart: {selected['cross_validated_agreement']})",
+                     "desom2": f"{s.desom2_iterations} iterations at batch {s.desom2_batch}, " + (
+                         f"{s.desom2_restarts} maps from seed {s.seed} on; the labels chose {selected['map']} "
+                         f"(cross-validated agreement with them: {selected['cross_validated_agreement']})"
+                         if s.desom2_restarts > 1 else f"seed {s.seed}"),
                      **{f"{name} time": f"{t['wall_s']} s wall, {t['cpu_s']} s CPU" for name, t in times.items()}},
         "labels": {**named, "how": "label spreading on the prototype graph (skyqa.training.spread), alpha chosen by "
                                    f"4-fold cross-validation on the labels; a cell is labelled when >= "
