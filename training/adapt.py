@@ -39,7 +39,7 @@ from skyqa.service.verdict import PhysicalMetrics
 from skyqa.training.curate import background_flagged, calibrate, read_cells
 from skyqa.training.dataset import read_manifest
 from skyqa.training.schedule import Schedule
-from skyqa.training.spread import Spreading, choose_alpha, propose, spread_labels, unlabelled_fraction
+from skyqa.training.spread import Spreading, choose_alpha, fold_of, propose, spread_labels, unlabelled_fraction
 
 STATE = "adapt.json"
 PROPOSAL = "propose.csv"
@@ -141,7 +141,7 @@ def select_map(maps: Sequence[Path], grid: tuple[int, int], metrics: Mapping[str
     accuracy on the unseen site's archive, and the labels tell them apart (README, "Stop 23"). All six classes count,
     not Good against the rest: a map that merges mild trails into Good cells can score as well on Good alone."""
     ids = sorted(e for e in truth if e in metrics)
-    fold = dict(zip(np.random.default_rng(s.seed).permutation(ids).tolist(), np.arange(len(ids)) % folds))
+    fold = fold_of(ids, folds, s.seed)
     scores = []
     for path in maps:
         cells, prototypes = read_cells(path / "cells.csv"), np.load(path / "som_prototypes.npy")

@@ -17,7 +17,7 @@ cover over the same spreading operator, weighted by how many archive exposures e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +89,11 @@ def spread_labels(spreading: Spreading, cells: Mapping[str, int], truth: Mapping
     return LabelMap(grid=spreading.grid, cells=labelled)
 
 
+def fold_of(ids: Sequence[str], folds: int, seed: int) -> dict[str, int]:
+    """Each id's cross-validation fold, 0..folds-1, in a seeded random order (folds differ in size by one at most)."""
+    return dict(zip(np.random.default_rng(seed).permutation(list(ids)).tolist(), np.arange(len(ids)) % folds))
+
+
 def choose_alpha(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int],
                  truth: Mapping[str, Label], min_confidence: float, folds: int = 4,
                  seed: int = 0) -> tuple[float, dict[float, float]]:
@@ -96,7 +101,7 @@ def choose_alpha(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[s
     their own label most often (an unlabelled cell counts as wrong, so reach pays when it is right); ties go
     to the smaller alpha: labels travel no further than the labels show they carry."""
     ids = sorted(e for e in truth if e in cells)
-    fold = dict(zip(np.random.default_rng(seed).permutation(ids).tolist(), np.arange(len(ids)) % folds))
+    fold = fold_of(ids, folds, seed)
     agreement = {}
     for alpha in ALPHAS:
         spreading = Spreading.of(prototypes, grid, alpha)
