@@ -260,7 +260,7 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
         chosen = maps[0]  # the map the expert is shown and proposals come from, until labels choose
         if truth and n_propose is None:
             selected = steps.run("select", k_labels, lambda: _select(maps, grid, metrics, truth, settings, s))
-            chosen = work / MAPS / selected["map"]
+            chosen = {m.name: m for m in maps}[selected["map"]]  # one of the restarts, whatever adapt.json says
         _install(chosen, d2)
         cells = read_cells(d2 / "cells.csv")
         prototypes = np.load(d2 / "som_prototypes.npy")
