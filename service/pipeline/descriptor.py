@@ -77,6 +77,8 @@ SATURATION_STRIDE = (8, 2)  # (rows, columns) sampled for the saturated-pixel co
 BANDING_PAIRS = 96  # pairs of neighbouring rows sampled per band, at most one in 16 rows (~0.004 CPU-s a full CCD)
 BANDING_COLUMNS = 4  # every 4th column
 RELATIVE_FLOOR = 1e-3  # relative spreads are log-compressed above a 0.1% sky
+ELONGATION_FLOOR = 0.01  # a/b - 1 is log-compressed above 1%
+ALIGNED_FLOOR = 0.003  # the aligned ellipticity above 0.3%
 # Raised whenever a feature is measured differently under the same name, so that stored descriptors are rebuilt
 # (`skyqa adapt` keys its dataset on FEATURES and this). 2: shape measures on compact sources only (fringes).
 MEASUREMENT_VERSION = 2
@@ -180,10 +182,19 @@ def shape_features(sources: Sequence[SourceMeasures], metrics: PhysicalMetrics) 
     if metrics.fwhm_arcsec and metrics.fwhm_arcsec > 0:
         values["fwhm"] = math.log10(metrics.fwhm_arcsec)
     if metrics.elongation is not None:
-        values["elongation"] = math.log10(max(metrics.elongation - 1.0, 0.0) + 0.01)
+        values["elongation"] = math.log10(max(metrics.elongation - 1.0, 0.0) + ELONGATION_FLOOR)
     if (aligned := aligned_ellipticity(sources)) is not None:
-        values["aligned_ellipticity"] = math.log10(aligned + 0.003)
+        values["aligned_ellipticity"] = math.log10(aligned + ALIGNED_FLOOR)
     return values
+
+
+def shape_in_words(feature: str, value: float) -> str:
+    """A shape feature's descriptor value as an operator reads it (the inverse of `shape_features`)."""
+    if feature == "fwhm":
+        return f'FWHM {10 ** value:.2f}"'
+    if feature == "elongation":
+        return f"median a/b {1.0 + max(10 ** value - ELONGATION_FLOOR, 0.0):.3f}"
+    return f"aligned ellipticity {max(10 ** value - ALIGNED_FLOOR, 0.0):.3f}"
 
 
 def background_features(ccds: Sequence[CCDBackground]) -> dict[str, float]:
