@@ -32,7 +32,10 @@ def render_card(card: dict) -> str:
               "entries marked `expert` in labels.json are hand edits and survive re-curation.",
               "Archive exposures that fail the background check do not vote; served with this version, the same",
               "check makes such exposures BGP. Its limits are this version's calibration.json (derived from the",
-              "archive by `skyqa curate --data`); without that file, `Settings.background_check`.", ""]
+              "archive by `skyqa curate --data`); without that file, `Settings.background_check`.",
+              "A served Good is also held against the labelled Good archive exposures' seeing and source shapes",
+              "(the shape check: BSeeing or BT beyond them), with limits from the same file; without them, unchecked.",
+              ""]
     return "\n".join(lines)
 
 

@@ -12,8 +12,9 @@ import pytest
 from skyqa.cli import main
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import versions
-from skyqa.service.pipeline.descriptor import FEATURES, MEASUREMENT_VERSION
+from skyqa.service.pipeline.descriptor import FEATURES, MEASUREMENT_VERSION, SHAPE_FEATURES
 from skyqa.service.scoring import read_truth_labels
+from skyqa.training.adapt import NAMING_VERSION
 from skyqa.training.curate import read_cells
 
 pytestmark = pytest.mark.slow
@@ -77,6 +78,7 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     assert all(c.source in ("vote", "spread") for c in label_map.cells.values())
     calibration = json.loads((version / "calibration.json").read_text())
     assert "labelled Good archive exposures" in calibration["max_background_structure"]["derivation"]
+    assert all("labelled Good archive exposures" in calibration[f"max_{f}"]["derivation"] for f in SHAPE_FEATURES)
     card = (version / "model_card.md").read_text()
     for heading in ("## Adaptation", "## Schedule", "## Labels", "## Evaluation", "## Calibration"):
         assert heading in card
@@ -86,12 +88,24 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     assert evaluation["n"] >= 2 and evaluation["named_from"] + evaluation["n"] == 12
     assert evaluation["map"] in restarts  # chosen from the naming part of the labels only
     assert 0 <= evaluation["unlabelled_not_good"]["accuracy"] <= 1
+    assert {"without_background_check", "without_shape_check"} <= set(evaluation) and "without the shape check" in card
 
     # Resume: every step finished with the same inputs is skipped; nothing is published twice.
     before = (work / "adapt.json").read_text()
     assert skyqa("adapt", archive, "--out", work, "--labels", labels, "--repository", repo, *TINY) == 0
     assert (work / "adapt.json").read_text() == before and versions(repo, "desom2") == [1]
     old = json.loads(before)
+
+    # Naming changed in the code (NAMING_VERSION): the same maps are named anew and published, nothing is retrained.
+    with monkeypatch.context() as patched:
+        patched.setattr("skyqa.training.adapt.NAMING_VERSION", NAMING_VERSION + 1)
+        assert skyqa("adapt", archive, "--out", work, "--labels", labels, "--repository", tmp_path / "renamed",
+                     *TINY) == 0
+    renamed = json.loads((work / "adapt.json").read_text())
+    assert all(renamed[step] == old[step] for step in ("dataset", "desom1", "desom2"))
+    assert all(renamed[step]["key"] != old[step]["key"] for step in ("select", "evaluate", "name", "publish"))
+    assert versions(tmp_path / "renamed", "desom2") == [1] and versions(repo, "desom2") == [1]
+    old = renamed
 
     # A new descriptor feature, or one measured anew, rebuilds the dataset and retrains DESOM-2, which takes the
     # descriptor, but not DESOM-1: the cutouts it was trained on are the same.
@@ -150,6 +164,7 @@ def test_the_labels_choose_the_map_that_separates_good(tmp_path: Path) -> None:
     from skyqa.service.config import load_settings
     from skyqa.training.adapt import select_map
     from skyqa.training.curate import write_cells
+    from skyqa.training.dataset import Entry
     from skyqa.training.schedule import Schedule
 
     ids = [f"e{i:03d}" for i in range(80)]
@@ -160,5 +175,6 @@ def test_the_labels_choose_the_map_that_separates_good(tmp_path: Path) -> None:
         write_cells(tmp_path / name / "cells.csv", {e: cell_of(i) for i, e in enumerate(ids)})
         np.save(tmp_path / name / "som_prototypes.npy", np.random.default_rng(0).normal(size=(4, 3)))
     maps = [tmp_path / name for name in layouts]
-    best, scores = select_map(maps, (2, 2), {e: {} for e in ids}, truth, load_settings(workers=1), Schedule())
+    entries = {e: Entry(e, f"{e}.fits.fz", "shard-00001.npz", 0, 0, 1.0, 1, []) for e in ids}  # nothing measured
+    best, scores = select_map(maps, (2, 2), entries, truth, load_settings(workers=1), Schedule())
     assert maps[best].name == "separating" and scores[best] == 1.0 and scores[0] < 0.6

@@ -33,17 +33,19 @@ from skyqa.service.calibration import Calibration
 from skyqa.service.config import Settings
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
+from skyqa.service.pipeline.shape_check import apply_shape_check, shape_problems
 from skyqa.service.pipeline.descriptor import FEATURES, MEASUREMENT_VERSION
 from skyqa.service.scoring import BinaryScore, binary_score, confusion_matrix, score_report
 from skyqa.service.verdict import PhysicalMetrics
 from skyqa.training.curate import background_flagged, calibrate, read_cells
-from skyqa.training.dataset import read_manifest
+from skyqa.training.dataset import Entry, read_manifest
 from skyqa.training.schedule import Schedule
 from skyqa.training.spread import Spreading, choose_alpha, fold_of, propose, spread_labels, unlabelled_fraction
 
 STATE = "adapt.json"
 PROPOSAL = "propose.csv"
 MAPS = "desom2-maps"  # the DESOM-2 restarts, one directory each; work/desom2 is the chosen one
+NAMING_VERSION = 2  # raised when naming or calibration changes (2: the shape check), so a resumed run names anew
 log = structlog.get_logger("skyqa.adapt")
 
 
@@ -119,12 +121,14 @@ class Named:
     agreement: dict[float, float]
 
 
-def name_map(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int], metrics: Mapping[str, dict],
+def name_map(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int], entries: Mapping[str, Entry],
              truth: Mapping[str, Label], settings: Settings, min_confidence: float, source: str, seed: int) -> Named:
-    """Calibrate the background check on the labelled Good exposures, then spread the labels of the members that
-    pass it (one that fails is BGP for its sky, whatever its sources look like, and says nothing of its cell),
-    as far as cross-validation on those labels says they carry."""
-    calibration = calibrate(metrics, truth, settings.background_check, source=source)
+    """Calibrate the checks on the labelled Good exposures (`entries`: the archive's dataset manifest), then spread
+    the labels of the members that pass the background check (one that fails is BGP for its sky, whatever its
+    sources look like, and says nothing of its cell), as far as cross-validation on those labels says they carry."""
+    metrics = {eid: e.metrics for eid, e in entries.items()}
+    calibration = calibrate(metrics, truth, settings.background_check, source=source,
+                            descriptors={eid: e.descriptor for eid, e in entries.items()})
     flagged = background_flagged(metrics, calibration.background_check(settings.background_check))
     voting = {eid: label for eid, label in truth.items() if eid not in flagged}
     alpha, agreement = choose_alpha(prototypes, grid, cells, voting, min_confidence, seed=seed)
@@ -132,25 +136,25 @@ def name_map(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, 
     return Named(calibration, labels, alpha, agreement)
 
 
-def select_map(maps: Sequence[Path], grid: tuple[int, int], metrics: Mapping[str, dict], truth: Mapping[str, Label],
+def select_map(maps: Sequence[Path], grid: tuple[int, int], entries: Mapping[str, Entry], truth: Mapping[str, Label],
                settings: Settings, s: Schedule, folds: int = 4) -> tuple[int, list[float]]:
     """(index, scores): the DESOM-2 restart whose served verdicts (the cell's label, named from the other folds of
-    the labels, then the calibrated background check) give the labelled exposures their own label most often, in
+    the labels, then the calibrated checks) give the labelled exposures their own label most often, in
     `folds`-fold cross-validation on the labels; ties go to the first. Restarts from other seeds are equally good maps
     by their own losses, yet named from 120 labels the best and the worst of eight differed by 0.03-0.10 binary
     accuracy on the unseen site's archive, and the labels tell them apart (README, "Stop 23"). All six classes count,
     not Good against the rest: a map that merges mild trails into Good cells can score as well on Good alone."""
-    ids = sorted(e for e in truth if e in metrics)
+    ids = sorted(e for e in truth if e in entries)
     fold = fold_of(ids, folds, s.seed)
     scores = []
     for path in maps:
         cells, prototypes = read_cells(path / "cells.csv"), np.load(path / "som_prototypes.npy")
         right = 0
         for k in range(folds):
-            named = name_map(prototypes, grid, cells, metrics, {e: truth[e] for e in ids if fold[e] != k}, settings,
+            named = name_map(prototypes, grid, cells, entries, {e: truth[e] for e in ids if fold[e] != k}, settings,
                              s.min_confidence, source="map selection", seed=s.seed)
             tested = [e for e in ids if fold[e] == k and e in cells]
-            said = verdicts(named, cells, metrics, tested, settings)
+            said = verdicts(named, cells, entries, tested, settings)
             right += sum(said[e] is truth[e] for e in tested)
         scores.append(round(right / max(len(ids), 1), 4))
     return int(np.argmax(scores)), scores
@@ -170,15 +174,18 @@ def split(truth: Mapping[str, Label], fraction: float, seed: int) -> tuple[dict[
     return naming, held
 
 
-def verdicts(named: Named, cells: Mapping[str, int], metrics: Mapping[str, dict], ids: Sequence[str],
-             settings: Settings, check: bool = True) -> dict[str, Label]:
-    """What serving would answer for archive exposures: the cell's label, then the version's background check."""
-    limits = named.calibration.background_check(settings.background_check)
+def verdicts(named: Named, cells: Mapping[str, int], entries: Mapping[str, Entry], ids: Sequence[str],
+             settings: Settings, background: bool = True, shape: bool = True) -> dict[str, Label]:
+    """What serving would answer for archive exposures: the cell's label, then the version's shape check and
+    background check (each can be left out, for the ablation)."""
+    limits, shapes = named.calibration.background_check(settings.background_check), named.calibration.shape_check()
     out = {}
     for eid in ids:
         label = named.labels.label_of(cells[eid])
-        if check:
-            label = apply_background_check(label, background_problems(PhysicalMetrics(**metrics[eid]), limits))
+        if shape:
+            label = apply_shape_check(label, shape_problems(entries[eid].descriptor, shapes))
+        if background:
+            label = apply_background_check(label, background_problems(PhysicalMetrics(**entries[eid].metrics), limits))
         out[eid] = label
     return out
 
@@ -196,14 +203,15 @@ def _scores(pairs: list[tuple[Label, Label]]) -> dict:
             "unlabelled": sum(p is Label.UNLABELLED for _, p in pairs)}
 
 
-def evaluate_heldout(named: Named, cells: Mapping[str, int], metrics: Mapping[str, dict],
+def evaluate_heldout(named: Named, cells: Mapping[str, int], entries: Mapping[str, Entry],
                      held: Mapping[str, Label], settings: Settings) -> tuple[dict, str]:
-    """The map named without the held-out exposures, scored on them (with and without the background check)."""
+    """The map named without the held-out exposures, scored on them (with the checks, and without each)."""
     ids = sorted(eid for eid in held if eid in cells)
-    with_check = verdicts(named, cells, metrics, ids, settings)
-    without = verdicts(named, cells, metrics, ids, settings, check=False)
-    pairs = [(held[eid], with_check[eid]) for eid in ids]
-    summary = {**_scores(pairs), "without_background_check": _scores([(held[e], without[e]) for e in ids]),
+    served = verdicts(named, cells, entries, ids, settings)
+    pairs = [(held[eid], served[eid]) for eid in ids]
+    without = {check: verdicts(named, cells, entries, ids, settings, **{check: False}) for check in ("background", "shape")}
+    summary = {**_scores(pairs), **{f"without_{check}_check": _scores([(held[e], said[e]) for e in ids])
+                                    for check, said in without.items()},
                "confusion": {t.value: {p.value: n for p, n in row.items()}
                              for t, row in confusion_matrix(pairs).items()}}
     return summary, score_report(pairs)
@@ -254,12 +262,12 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
         k2 = _digest(k1, k_data, s.desom2_iterations, s.desom2_batch, grid, s.descriptor_share, len(maps))
         steps.run("desom2", k2, lambda: _train_maps(data, d1, maps, s, grid), work / MAPS)
         entries = {e.exposure_id: e for e in read_manifest(data)}
-        metrics = {eid: e.metrics for eid, e in entries.items()}
         truth = _read_labels(labels, set(entries)) if labels is not None else {}
-        k_labels = _digest(k2, sorted((e, v.value) for e, v in truth.items()), s.holdout, s.min_confidence)
+        k_labels = _digest(k2, sorted((e, v.value) for e, v in truth.items()), s.holdout, s.min_confidence,
+                           NAMING_VERSION)
         chosen = maps[0]  # the map the expert is shown and proposals come from, until labels choose
         if truth and n_propose is None:
-            selected = steps.run("select", k_labels, lambda: _select(maps, grid, metrics, truth, settings, s))
+            selected = steps.run("select", k_labels, lambda: _select(maps, grid, entries, truth, settings, s))
             chosen = {m.name: m for m in maps}[selected["map"]]  # one of the restarts, whatever adapt.json says
         _install(chosen, d2)
         cells = read_cells(d2 / "cells.csv")
@@ -268,9 +276,9 @@ def adapt(files: Sequence[Path], work: Path, settings: Settings, schedule: Sched
             steps.run("propose", _digest(k_labels, n_propose), lambda: _propose(
                 work, Spreading.of(prototypes, grid), cells, truth, n_propose, s.seed, {e: v.file for e, v in entries.items()}))
         elif truth:
-            steps.run("evaluate", k_labels, lambda: _evaluate(work, maps, grid, metrics, truth, settings, s))
-            steps.run("name", k_labels, lambda: _name(work, prototypes, grid, cells, metrics, truth, settings,
-                                                            s, labels))
+            steps.run("evaluate", k_labels, lambda: _evaluate(work, maps, grid, entries, truth, settings, s))
+            steps.run("name", k_labels, lambda: _name(work, prototypes, grid, cells, entries, truth, settings,
+                                                      s, labels))
         shown = work / "labels" / "labels.json" if truth and n_propose is None else _blank(work, grid)
         steps.run("gallery", _digest(k2, shown.read_text(), s.gallery_per_cell),
                   lambda: {"index": str(gallery(d2, data, shown, work / "gallery", s.gallery_per_cell, s.seed))})
@@ -294,9 +302,9 @@ def _train_maps(data: Path, desom1: Path, maps: Sequence[Path], s: Schedule, gri
     return metas[0] | {"restarts": {out.name: meta["final"] for out, meta in zip(maps, metas, strict=True)}}
 
 
-def _select(maps: Sequence[Path], grid: tuple[int, int], metrics: Mapping[str, dict], truth: Mapping[str, Label],
+def _select(maps: Sequence[Path], grid: tuple[int, int], entries: Mapping[str, Entry], truth: Mapping[str, Label],
             settings: Settings, s: Schedule) -> dict:
-    best, scores = select_map(maps, grid, metrics, truth, settings, s)
+    best, scores = select_map(maps, grid, entries, truth, settings, s)
     return {"map": maps[best].name, "cross_validated_agreement": dict(zip((m.name for m in maps), scores))}
 
 
@@ -328,15 +336,15 @@ def _propose(work: Path, spreading: Spreading, cells: Mapping[str, int], truth: 
             "cells": sorted({c for _, c, _ in chosen}), "cells_reached_0.5": int((reached.max(axis=1) >= 0.5).sum())}
 
 
-def _evaluate(work: Path, maps: Sequence[Path], grid: tuple[int, int], metrics: Mapping[str, dict],
+def _evaluate(work: Path, maps: Sequence[Path], grid: tuple[int, int], entries: Mapping[str, Entry],
               truth: Mapping[str, Label], settings: Settings, s: Schedule) -> dict:
     """The whole naming, map selection included, from the naming part of the labels, scored on the held-out part."""
     naming, held = split(truth, s.holdout, s.seed)
-    best, _ = select_map(maps, grid, metrics, naming, settings, s)
+    best, _ = select_map(maps, grid, entries, naming, settings, s)
     cells, prototypes = read_cells(maps[best] / "cells.csv"), np.load(maps[best] / "som_prototypes.npy")
-    named = name_map(prototypes, grid, cells, metrics, naming, settings, s.min_confidence,
+    named = name_map(prototypes, grid, cells, entries, naming, settings, s.min_confidence,
                      source="naming part of the labels", seed=s.seed)
-    summary, text = evaluate_heldout(named, cells, metrics, held, settings)
+    summary, text = evaluate_heldout(named, cells, entries, held, settings)
     summary |= {"named_from": len(naming), "alpha": named.alpha, "map": maps[best].name}
     (work / "evaluation.txt").write_text(text + "\n")
     (work / "evaluation.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -345,10 +353,10 @@ def _evaluate(work: Path, maps: Sequence[Path], grid: tuple[int, int], metrics: 
 
 
 def _name(work: Path, prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int],
-          metrics: Mapping[str, dict], truth: Mapping[str, Label], settings: Settings, s: Schedule, labels: Path) -> dict:
+          entries: Mapping[str, Entry], truth: Mapping[str, Label], settings: Settings, s: Schedule, labels: Path) -> dict:
     from skyqa.service.calibration import CALIBRATION
 
-    named = name_map(prototypes, grid, cells, metrics, truth, settings, s.min_confidence,
+    named = name_map(prototypes, grid, cells, entries, truth, settings, s.min_confidence,
                      source=f"archive, labels {labels}", seed=s.seed)
     out = work / "labels"
     out.mkdir(parents=True, exist_ok=True)
@@ -386,7 +394,8 @@ def _publish(work: Path, repository: Path, steps: Steps, s: Schedule, grid: tupl
                        "unlabelled = not Good": evaluation["unlabelled_not_good"],
                        "unlabelled ignored (paper)": evaluation["unlabelled_ignored"],
                        "unlabelled verdicts": evaluation["unlabelled"],
-                       "without the background check": evaluation["without_background_check"]["unlabelled_not_good"]},
+                       "without the background check": evaluation["without_background_check"]["unlabelled_not_good"],
+                       "without the shape check": evaluation["without_shape_check"]["unlabelled_not_good"]},
     }
     v1, v2 = workflow.export(work / "desom1", work / "desom2", work / "labels" / "labels.json", repository, sections)
     print(f"{repository}: desom1 version {v1}, desom2 version {v2}")

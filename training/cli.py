@@ -162,8 +162,10 @@ def _run_curate(args: argparse.Namespace) -> int:
     cells = read_cells(args.cells)
     truth = {eid: label for path in args.truth for eid, label in read_truth_labels(path).items()}
     if args.data:
-        metrics = {e.exposure_id: e.metrics for e in read_manifest(args.data)}
-        calibration = calibrate(metrics, truth, args.settings.background_check, source=str(args.data))
+        entries = read_manifest(args.data)
+        metrics = {e.exposure_id: e.metrics for e in entries}
+        calibration = calibrate(metrics, truth, args.settings.background_check, source=str(args.data),
+                                descriptors={e.exposure_id: e.descriptor for e in entries})
         calibration.save(args.out.with_name(CALIBRATION))
         check = calibration.background_check(args.settings.background_check)
         flagged = background_flagged(metrics, check)
