@@ -9,7 +9,8 @@ Ablation (points 3 and 4): for each arm, a descriptor share (0 = the 625 bins al
 per group, `0.5:shape+0.1:background`), DESOM-2 is trained on the archive as
 `skyqa adapt` does (map sized to the archive, its schedule), named from `--labels` labelled archive exposures
 (stratified, the same for every arm) with adapt's label spreading and calibration, and scored on every other
-archive exposure (their truth stands in for an expert), with the version's background check on and off.
+archive exposure (their truth stands in for an expert), with the version's background check and shape check
+(calibrated on the naming sample's Good exposures) each on and off.
 
 Hard pairs (point 4): small donuts (BadFocus) vs bad seeing (BSeeing), mild trails (BT) vs Good. Cheap probes on
 the archive's exposures of each pair, scored by leave-one-out nearest-neighbour balanced accuracy (chance 0.5):
@@ -45,6 +46,7 @@ from skyqa.service.search.representation import embed, fractions
 
 PAIRS = ((Label.BADFOCUS, Label.BSEEING), (Label.BT, Label.GOOD))
 PER_CCD = (100, 50, 25)
+CHECKS = ("none", "background", "shape", "shape+background")  # the served checks on and off (adapt.verdicts)
 DEFAULT_ARMS = "0,0.25:background,0.25:all,1:all"
 
 
@@ -158,7 +160,7 @@ def stratified(truth: dict[str, Label], n: int, seed: int) -> dict[str, Label]:
 
 
 def arm(share: DescriptorShare, data: Path, desom1: Path, work: Path, vectors: tuple[list[str], np.ndarray],
-        metrics: dict[str, dict], naming: dict[str, Label], held: dict[str, Label], grid: tuple[int, int],
+        entries: dict, naming: dict[str, Label], held: dict[str, Label], grid: tuple[int, int],
         schedule, settings) -> dict:
     from skyqa.training import workflow
     from skyqa.training.adapt import name_map, verdicts
@@ -172,20 +174,21 @@ def arm(share: DescriptorShare, data: Path, desom1: Path, work: Path, vectors: t
         workflow.train_desom2(data, desom1, out, schedule.desom2_iterations, schedule.desom2_batch, schedule.seed,
                               grid, share, vectors)
     cells = read_cells(out / "cells.csv")
-    named = name_map(np.load(out / "som_prototypes.npy"), grid, cells, metrics, naming, settings,
+    named = name_map(np.load(out / "som_prototypes.npy"), grid, cells, entries, naming, settings,
                      schedule.min_confidence, "ablation naming sample", schedule.seed)
     ids = sorted(held)
     result = {"share": share, "arm": arm_name(share), "wall_s": round(time.perf_counter() - start, 1),
               "cpu_s": round(cpu_s() - cpu, 1),
               "unlabelled_cells": round(unlabelled_fraction(named.labels, cells)[0], 3)}
-    for check in (False, True):
-        said = verdicts(named, cells, metrics, ids, settings, check=check)
+    for checks in CHECKS:
+        said = verdicts(named, cells, entries, ids, settings, background="background" in checks, shape="shape" in checks)
         pairs = [(held[e], said[e]) for e in ids]
         flagged = binary_score(pairs, unlabelled_as_error=False, unlabelled_not_good=True)
         ignored = binary_score(pairs, unlabelled_as_error=False)
         confused = {f"{a.value}->{b.value}": sum(1 for t, p in pairs if t is a and p is b)
-                    for a, b in (*PAIRS, (Label.BT, Label.GOOD), (Label.BGP, Label.GOOD), (Label.GOOD, Label.BGP))}
-        result["rule on" if check else "rule off"] = {
+                    for a, b in (*PAIRS, (Label.BT, Label.GOOD), (Label.BSEEING, Label.GOOD), (Label.BGP, Label.GOOD),
+                                 (Label.GOOD, Label.BGP))}
+        result[checks] = {
             "accuracy": flagged.accuracy, "precision": flagged.precision, "recall": flagged.recall,
             "ignored": (ignored.accuracy, ignored.precision, ignored.recall),
             "unlabelled": sum(p is Label.UNLABELLED for _, p in pairs), "confused": confused}
@@ -221,6 +224,7 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
     vectors = {k: subsampled(bmus, weights, n_ccds, k) for k in PER_CCD}
     described = descriptors([by_id[i] for i in ids])
     metrics = {i: by_id[i].metrics for i in ids}
+    archive_entries = {i: by_id[i] for i in ids}
     truth = {i: label for i, label in read_truth_labels(archive / "truth.csv").items() if i in by_id}
 
     print(f"\n## Hard pairs: leave-one-out 1-NN balanced accuracy (chance 0.5) on the archive's exposures of each pair "
@@ -228,10 +232,10 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
     print("\n".join(probes(truth, ids, vectors, described, metrics)))
 
     grid = map_shape(len(ids), schedule.exposures_per_cell)
-    print(f"\n## Background descriptor x background check: DESOM-2 {grid[0]}x{grid[1]} trained on {len(ids)} archive "
+    print(f"\n## Background descriptor x served checks: DESOM-2 {grid[0]}x{grid[1]} trained on {len(ids)} archive "
           f"exposures, named from {labels} labelled ones (a stratified sample per naming seed), scored on all the "
           f"others (unlabelled = not Good; paper's convention, unlabelled ignored, in brackets)\n")
-    print("| descriptor share:features | naming seed | background check | accuracy | Good precision | Good recall | "
+    print("| descriptor share:features | naming seed | checks | accuracy | Good precision | Good recall | "
           "unlabelled | BadFocus->BSeeing | BT->Good | BGP->Good | Good->BGP | DESOM-2 CPU s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = []
@@ -239,23 +243,24 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
         for seed in naming_seeds:
             naming = stratified(truth, labels, seed=seed)
             held = {e: v for e, v in truth.items() if e not in naming}
-            r = arm(share, data, desom1, work, (ids, vectors[100]), metrics, naming, held, grid, schedule, settings)
+            r = arm(share, data, desom1, work, (ids, vectors[100]), archive_entries, naming, held, grid, schedule,
+                    settings)
             results.append(r | {"naming_seed": seed, "held_out": len(held)})
-            for key in ("rule off", "rule on"):
+            for key in CHECKS:
                 s, c = r[key], r[key]["confused"]
                 ig = " / ".join(f"{v:.3f}" for v in s["ignored"])
-                print(f"| {r['arm']} | {seed} | {key.split()[1]} | {s['accuracy']:.3f} | {s['precision']:.3f} | "
+                print(f"| {r['arm']} | {seed} | {key} | {s['accuracy']:.3f} | {s['precision']:.3f} | "
                       f"{s['recall']:.3f} ({ig}) | {s['unlabelled']} | {c['BadFocus->BSeeing']} | {c['BT->Good']} | "
                       f"{c['BGP->Good']} | {c['Good->BGP']} | {r['cpu_s']} |")
-    print("\n## Means over the naming samples (rule on; BT->Good, BGP->Good summed over them)\n")
-    print("| arm | accuracy | Good precision | Good recall | unlabelled | BT->Good | BGP->Good |\n"
-          "|---|---|---|---|---|---|---|")
-    for name in dict.fromkeys(r["arm"] for r in results):
-        on = [r["rule on"] for r in results if r["arm"] == name]
+    print("\n## Means over the naming samples (BT->Good, BSeeing->Good, BGP->Good summed over them)\n")
+    print("| arm | checks | accuracy | Good precision | Good recall | unlabelled | BT->Good | BSeeing->Good | BGP->Good |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+    for name, checks in ((name, checks) for name in dict.fromkeys(r["arm"] for r in results) for checks in CHECKS):
+        on = [r[checks] for r in results if r["arm"] == name]
         mean = {k: np.mean([s[k] for s in on]) for k in ("accuracy", "precision", "recall", "unlabelled")}
-        print(f"| {name} | {mean['accuracy']:.3f} | {mean['precision']:.3f} | {mean['recall']:.3f} | "
+        print(f"| {name} | {checks} | {mean['accuracy']:.3f} | {mean['precision']:.3f} | {mean['recall']:.3f} | "
               f"{mean['unlabelled']:.0f} | {sum(s['confused']['BT->Good'] for s in on)} | "
-              f"{sum(s['confused']['BGP->Good'] for s in on)} |")
+              f"{sum(s['confused']['BSeeing->Good'] for s in on)} | {sum(s['confused']['BGP->Good'] for s in on)} |")
     (work / "ablations.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"\ntotal: {time.perf_counter() - start:.0f} s wall, {cpu_s() - cpu:.0f} s CPU")
     return results
