@@ -69,3 +69,19 @@ def test_fringes_are_not_measured_as_stars(seed):
     assert n_fringed > 3 * n_clean  # the crests are detected
     assert fringed.fwhm_arcsec == pytest.approx(clean.fwhm_arcsec, rel=0.2)
     assert fringed.elongation < 1.03 and aligned < 0.01
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_seeing_is_the_stars_on_a_field_of_galaxies(seed):
+    """A sparse field's high-S/N sources can be mostly galaxies (and, on a red sky, fringe crests) that outnumber
+    the stars: their FWHMs spread over everything larger than the stars', whose FWHMs stack in one narrow peak.
+    The seeing is that peak, not the median of the mixture."""
+    shape, noise, rng = (512, 768), 10.0, np.random.default_rng(seed)
+    stars = render_stars(shape, Stars(n=15, sigma=1.5), rng)
+    galaxies = sum(render_stars(shape, Stars(n=8, sigma=s, flux=(5e4, 3e5)), rng) for s in (2.5, 3.5, 5.0, 7.0))
+    image = (1000.0 + noise * rng.standard_normal(shape) + stars + galaxies).astype(np.float32)
+    det = detect(image, DetectionConfig())
+    sources = measure_sources(image - det.level, det.objects, det.level, det.rms, 65535.0, np.random.default_rng(0))
+    assert len(sources.fwhm_px) > 2 * 15  # the galaxies are measured too, and outnumber the stars
+    fwhm_px = summarise([sources], 1.0, None).fwhm_arcsec  # at 1 arcsec a pixel
+    assert fwhm_px == pytest.approx(2.3548 * 1.5, rel=0.1)

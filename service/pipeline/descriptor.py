@@ -80,8 +80,9 @@ RELATIVE_FLOOR = 1e-3  # relative spreads are log-compressed above a 0.1% sky
 ELONGATION_FLOOR = 0.01  # a/b - 1 is log-compressed above 1%
 ALIGNED_FLOOR = 0.003  # the aligned ellipticity above 0.3%
 # Raised whenever a feature is measured differently under the same name, so that stored descriptors are rebuilt
-# (`skyqa adapt` keys its dataset on FEATURES and this). 2: shape measures on compact sources only (fringes).
-MEASUREMENT_VERSION = 2
+# (`skyqa adapt` keys its dataset on FEATURES and this). 2: shape measures on compact sources only (fringes);
+# 3: the FWHM is the mode of the sources' FWHMs (`skyqa.service.pipeline.physical.stellar_locus`).
+MEASUREMENT_VERSION = 3
 
 
 @dataclass(frozen=True)

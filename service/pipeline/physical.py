@@ -5,9 +5,8 @@ combined per exposure (`summarise`) into `skyqa.service.verdict.PhysicalMetrics`
 
 - FWHM: 2 x sep `flux_radius` at 50% (exact for a Gaussian PSF, like SExtractor's 2*FLUX_RADIUS),
   on unflagged, unsaturated sources with flux S/N >= 30 whose brightest pixel stands MIN_PEAK_SNR sky noise
-  units above the sky (at most MAX_SHAPE_SOURCES drawn per band), then
-  the stellar locus is isolated by iterative 2.5-sigma (MAD) clipping around the median, which drops
-  galaxies and blends.
+  units above the sky (at most MAX_SHAPE_SOURCES drawn per band), then the stellar locus: the mode of their
+  FWHMs (`stellar_locus`), which galaxies, blends and fringe crests do not move.
 - Elongation a/b and position angle on the same high-S/N sources: faint sources' moments are noise.
   The position angle is sep's theta (counter-clockwise from +x, image pixels), an axial quantity,
   so its median is circular on doubled angles, reported in [0, 180) degrees.
@@ -101,16 +100,20 @@ def measure_sources(sub: np.ndarray, objects: np.ndarray, level: float, rms: flo
     )
 
 
-def stellar_locus_median(values: np.ndarray, iterations: int = 5, nsigma: float = 2.5) -> float:
-    """Median after iterative clipping at nsigma robust (MAD) sigmas around the median."""
-    for _ in range(iterations):
-        med = np.median(values)
-        sigma = 1.4826 * np.median(np.abs(values - med))
-        kept = values[np.abs(values - med) <= nsigma * sigma] if sigma > 0 else values
-        if kept.size == values.size or kept.size == 0:
-            break
-        values = kept
-    return float(np.median(values))
+def stellar_locus(values: np.ndarray) -> float:
+    """The half-sample mode (Bickel & Fruehwirth 2006) of the sources' FWHMs: the half of the values with the smallest
+    range, halved again and again. Stars share one FWHM and stack in the narrowest peak; galaxies, blends and fringe
+    crests spread over every larger value. On a sparse field they can outnumber the stars, and a median, even clipped,
+    then sits inside the mixture: on 155 unseen-site archive exposures the correlation of log FWHM with the simulated
+    seeing went 0.89 -> 0.95, and the widest Good exposure's FWHM from 1.78" to 1.37" (README, "Stop 24")."""
+    x = np.sort(np.asarray(values, np.float64))
+    while len(x) > 3:
+        half = (len(x) + 1) // 2
+        start = int(np.argmin(x[half - 1:] - x[: len(x) - half + 1]))
+        x = x[start : start + half]
+    if len(x) == 3:  # the closer pair
+        x = x[:2] if x[1] - x[0] <= x[2] - x[1] else x[1:]
+    return float(np.mean(x))
 
 
 def circular_median_deg(theta: np.ndarray) -> float:
@@ -140,7 +143,7 @@ def summarise(
     theta = np.concatenate([m.theta for m in measures])
     detected = sum(m.n_detected for m in measures)
     return PhysicalMetrics(
-        fwhm_arcsec=stellar_locus_median(fwhm) * pixel_scale if fwhm.size else None,
+        fwhm_arcsec=stellar_locus(fwhm) * pixel_scale if fwhm.size else None,
         elongation=float(np.median(elong)) if elong.size else None,
         position_angle_deg=circular_median_deg(theta) if theta.size else None,
         background_adu=float(np.median([m.level for m in measures])),
