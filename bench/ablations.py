@@ -181,7 +181,8 @@ def arm(share: DescriptorShare, data: Path, desom1: Path, work: Path, vectors: t
               "cpu_s": round(cpu_s() - cpu, 1),
               "unlabelled_cells": round(unlabelled_fraction(named.labels, cells)[0], 3)}
     for checks in CHECKS:
-        said = verdicts(named, cells, entries, ids, settings, background="background" in checks, shape="shape" in checks)
+        said = verdicts(named, cells, entries, ids, settings, background="background" in checks,
+                        shape="shape" in checks)
         pairs = [(held[e], said[e]) for e in ids]
         flagged = binary_score(pairs, unlabelled_as_error=False, unlabelled_not_good=True)
         ignored = binary_score(pairs, unlabelled_as_error=False)
@@ -253,8 +254,8 @@ def run(archive: Path, work: Path, files: int = 0, desom1: Path | None = None, l
                       f"{s['recall']:.3f} ({ig}) | {s['unlabelled']} | {c['BadFocus->BSeeing']} | {c['BT->Good']} | "
                       f"{c['BGP->Good']} | {c['Good->BGP']} | {r['cpu_s']} |")
     print("\n## Means over the naming samples (BT->Good, BSeeing->Good, BGP->Good summed over them)\n")
-    print("| arm | checks | accuracy | Good precision | Good recall | unlabelled | BT->Good | BSeeing->Good | BGP->Good |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+    print("| arm | checks | accuracy | Good precision | Good recall | unlabelled | BT->Good | BSeeing->Good | "
+          "BGP->Good |\n|---|---|---|---|---|---|---|---|---|")
     for name, checks in ((name, checks) for name in dict.fromkeys(r["arm"] for r in results) for checks in CHECKS):
         on = [r[checks] for r in results if r["arm"] == name]
         mean = {k: np.mean([s[k] for s in on]) for k in ("accuracy", "precision", "recall", "unlabelled")}

@@ -1,4 +1,4 @@
-"""skyqa.service.pipeline.shape_check: a served Good holds only within the labelled Good exposures' seeing and shapes."""
+"""skyqa.service.pipeline.shape_check: a served Good holds within the labelled Good exposures' seeing and shapes."""
 
 from __future__ import annotations
 

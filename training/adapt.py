@@ -7,8 +7,8 @@ and a step whose inputs changed starts over with everything after it.
 
 Everything a verdict depends on beyond the ONNX files is derived here from the site's archive and labels:
 the DESOM-2 map's size (from the archive's size), the histo-vector scaler (DESOM-2's training set), the
-background check's limits (the labelled Good exposures), and the cell labels (spread from the labelled
-members over the map, skyqa.training.spread). A stratified part of the labels is held out: the map named
+background check's and the shape check's limits (the labelled Good exposures), and the cell labels (spread from
+the labelled members over the map, skyqa.training.spread). A stratified part of the labels is held out: the map named
 from the rest is scored on it, then the published map is named from all of them.
 """
 
@@ -33,8 +33,8 @@ from skyqa.service.calibration import Calibration
 from skyqa.service.config import Settings
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
-from skyqa.service.pipeline.shape_check import apply_shape_check, shape_problems
 from skyqa.service.pipeline.descriptor import FEATURES, MEASUREMENT_VERSION
+from skyqa.service.pipeline.shape_check import apply_shape_check, shape_problems
 from skyqa.service.scoring import BinaryScore, binary_score, confusion_matrix, score_report
 from skyqa.service.verdict import PhysicalMetrics
 from skyqa.training.curate import background_flagged, calibrate, read_cells
@@ -209,7 +209,8 @@ def evaluate_heldout(named: Named, cells: Mapping[str, int], entries: Mapping[st
     ids = sorted(eid for eid in held if eid in cells)
     served = verdicts(named, cells, entries, ids, settings)
     pairs = [(held[eid], served[eid]) for eid in ids]
-    without = {check: verdicts(named, cells, entries, ids, settings, **{check: False}) for check in ("background", "shape")}
+    without = {check: verdicts(named, cells, entries, ids, settings, **{check: False})
+               for check in ("background", "shape")}
     summary = {**_scores(pairs), **{f"without_{check}_check": _scores([(held[e], said[e]) for e in ids])
                                     for check, said in without.items()},
                "confusion": {t.value: {p.value: n for p, n in row.items()}
@@ -353,7 +354,8 @@ def _evaluate(work: Path, maps: Sequence[Path], grid: tuple[int, int], entries: 
 
 
 def _name(work: Path, prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, int],
-          entries: Mapping[str, Entry], truth: Mapping[str, Label], settings: Settings, s: Schedule, labels: Path) -> dict:
+          entries: Mapping[str, Entry], truth: Mapping[str, Label], settings: Settings, s: Schedule,
+          labels: Path) -> dict:
     from skyqa.service.calibration import CALIBRATION
 
     named = name_map(prototypes, grid, cells, entries, truth, settings, s.min_confidence,
