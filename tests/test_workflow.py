@@ -111,6 +111,8 @@ def test_end_to_end_retraining(work: Path, capsys, monkeypatch) -> None:
     # curate --data derived the background check from the archive's labelled Good exposure; export shipped it
     calibration = json.loads((repo / "desom2" / "2" / "calibration.json").read_text())
     assert "labelled Good archive exposures" in calibration["max_background_structure"]["derivation"]
+    assert all("labelled Good archive exposures" in calibration[f"max_{f}"]["derivation"]  # the shape check's too
+               for f in ("fwhm", "elongation", "aligned_ellipticity"))
     assert "## Calibration" in card
 
     capsys.readouterr()

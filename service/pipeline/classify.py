@@ -13,9 +13,8 @@ import structlog
 
 from skyqa.service.calibration import version_calibration
 from skyqa.service.pipeline.background_check import apply_background_check, background_problems
-from skyqa.service.pipeline.descriptor import FEATURES
-from skyqa.service.pipeline.shape_check import apply_shape_check, shape_problems
 from skyqa.service.config import Settings
+from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.pipeline.desom2_input import HISTO_BINS, Desom2Input
 from skyqa.service.pipeline.histovector import histo_vector
 from skyqa.service.inference.base import SomModel
@@ -24,6 +23,7 @@ from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
 from skyqa.service.pipeline.metadata import read_metadata
 from skyqa.service.pipeline.preprocess import PendingMosaic, PreparedExposure, prepare_exposure
+from skyqa.service.pipeline.shape_check import apply_shape_check, shape_problems
 from skyqa.service.previews.image import render
 from skyqa.service.previews.store import PreviewStore
 from skyqa.service.verdict import ModelVersions, Verdict

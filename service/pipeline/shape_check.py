@@ -5,10 +5,10 @@ A DESOM-2 map sized to a site's archive (6 x 6 for 720 exposures) and named from
 and moderate seeing into Good cells: the cells are coarser than these classes, although the shape features the
 map is trained on separate them from Good almost perfectly (README, "Stop 24": on the unseen site's archive, two
 6 x 6 maps named with every archive label still called 20 and 36 of 99 BSeeing exposures Good, where the five
-nearest neighbours on the map's input call 6 Good). So a served Good is held
-against the range of the labelled Good exposures. Sources wider than the widest of them make it BSeeing; sources
-more elongated, or more aligned, than the most make it BT. A trail stretches every source one way, and that
-also widens the FWHM, so BT wins when both fire.
+nearest neighbours on the map's input call 6 Good). So a served Good is held against the range of the labelled
+Good exposures. Sources wider than the widest of them make it BSeeing; sources more elongated, or more aligned,
+than the most make it BT. A trail stretches every source one way, and that also widens the FWHM, so BT wins when
+both fire.
 
 The limits are the model version's (`skyqa.service.calibration`), derived from that site's labelled Good
 exposures, in the descriptor's own units (`skyqa.service.pipeline.descriptor`); none is in the code. A version
