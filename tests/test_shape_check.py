@@ -12,10 +12,12 @@ from skyqa.service.calibration import CALIBRATION, Calibration, derive, shape_li
 from skyqa.service.config import load_settings
 from skyqa.service.labels import Label
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig
+from skyqa.service.pipeline.checks import Checks
 from skyqa.service.pipeline.classify import Classifier
 from skyqa.service.pipeline.descriptor import FEATURES, SHAPE_FEATURES
 from skyqa.service.pipeline.preprocess import prepare_exposure
 from skyqa.service.pipeline.shape_check import ShapeCheckConfig, apply_shape_check, shape_problems
+from skyqa.service.verdict import PhysicalMetrics
 from tests.fits_factory import Stars, write_exposure
 from tests.model_repo_factory import write_repository
 
@@ -41,6 +43,18 @@ def test_only_good_is_overridden_and_a_trail_outranks_seeing(label: Label) -> No
     both = {"fwhm": "wide", "elongation": "elongated"}
     assert apply_shape_check(label, {"fwhm": "wide"}) is (Label.BSEEING if label is Label.GOOD else label)
     assert apply_shape_check(label, both) is (Label.BT if label is Label.GOOD else label)
+
+
+def test_serving_order_shape_then_background() -> None:
+    """A trailed exposure on a scattered-light sky is BT (what its sources say), with both reasons in the notes;
+    without the shape check the background check makes it BGP."""
+    sky = PhysicalMetrics(background_structure=4.0, exptime_s=60.0)
+    trailed = {"fwhm": math.log10(0.9), "elongation": math.log10(0.3 + 0.01), "aligned_ellipticity": -1.0}
+    background = BackgroundCheckConfig(max_background_structure=1.5, min_exptime_s=10.0)
+    label, notes = Checks(background, LIMITS).apply(Label.GOOD, sky, trailed)
+    assert label is Label.BT and [n.split(":")[0] for n in notes] == ["shape check", "shape check", "background check"]
+    assert Checks(background, None).apply(Label.GOOD, sky, trailed)[0] is Label.BGP
+    assert Checks(None, None).apply(Label.GOOD, sky, trailed) == (Label.GOOD, [])
 
 
 def test_limits_from_the_labelled_good_exposures() -> None:

@@ -32,9 +32,8 @@ from tqdm import tqdm
 from skyqa.service.calibration import Calibration
 from skyqa.service.config import Settings
 from skyqa.service.labels import Label, LabelMap
-from skyqa.service.pipeline.background_check import apply_background_check, background_problems
+from skyqa.service.pipeline.checks import Checks
 from skyqa.service.pipeline.descriptor import FEATURES, MEASUREMENT_VERSION
-from skyqa.service.pipeline.shape_check import apply_shape_check, shape_problems
 from skyqa.service.scoring import BinaryScore, binary_score, confusion_matrix, score_report
 from skyqa.service.verdict import PhysicalMetrics
 from skyqa.training.curate import background_flagged, calibrate, read_cells
@@ -178,16 +177,10 @@ def verdicts(named: Named, cells: Mapping[str, int], entries: Mapping[str, Entry
              settings: Settings, background: bool = True, shape: bool = True) -> dict[str, Label]:
     """What serving would answer for archive exposures: the cell's label, then the version's shape check and
     background check (each can be left out, for the ablation)."""
-    limits, shapes = named.calibration.background_check(settings.background_check), named.calibration.shape_check()
-    out = {}
-    for eid in ids:
-        label = named.labels.label_of(cells[eid])
-        if shape:
-            label = apply_shape_check(label, shape_problems(entries[eid].descriptor, shapes))
-        if background:
-            label = apply_background_check(label, background_problems(PhysicalMetrics(**entries[eid].metrics), limits))
-        out[eid] = label
-    return out
+    checks = Checks(named.calibration.background_check(settings.background_check) if background else None,
+                    named.calibration.shape_check() if shape else None)
+    return {eid: checks.apply(named.labels.label_of(cells[eid]), PhysicalMetrics(**entries[eid].metrics),
+                              entries[eid].descriptor)[0] for eid in ids}
 
 
 def _rounded(score: BinaryScore) -> dict[str, float | None]:

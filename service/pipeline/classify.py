@@ -12,8 +12,8 @@ import numpy as np
 import structlog
 
 from skyqa.service.calibration import version_calibration
-from skyqa.service.pipeline.background_check import apply_background_check, background_problems
 from skyqa.service.config import Settings
+from skyqa.service.pipeline.checks import Checks
 from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.pipeline.desom2_input import HISTO_BINS, Desom2Input
 from skyqa.service.pipeline.histovector import histo_vector
@@ -23,7 +23,6 @@ from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import resolve_version
 from skyqa.service.pipeline.metadata import read_metadata
 from skyqa.service.pipeline.preprocess import PendingMosaic, PreparedExposure, prepare_exposure
-from skyqa.service.pipeline.shape_check import apply_shape_check, shape_problems
 from skyqa.service.previews.image import render
 from skyqa.service.previews.store import PreviewStore
 from skyqa.service.verdict import ModelVersions, Verdict
@@ -56,8 +55,8 @@ class Classifier:
         if not calibrated:
             log.warning("model version without calibration: background check from the settings",
                         desom2_version=self.desom2.version)
-        self.background_check = self.calibration.background_check(settings.background_check)
-        self.shape_check = self.calibration.shape_check()
+        self.checks = Checks(self.calibration.background_check(settings.background_check),
+                             self.calibration.shape_check())
         lineage = desom2_dir / "lineage.json"
         trained_on = json.loads(lineage.read_text())["desom1_version"] if lineage.exists() else self.desom1.version
         if trained_on != self.desom1.version:
@@ -152,16 +151,10 @@ class Classifier:
             label = self.curation.labels.label_of(index)
             nx = self.curation.labels.grid[0]
             usable, cell, notes = label.usable, (index % nx, index // nx), []
-            shape = shape_problems(dict(zip(FEATURES, prepared.descriptor.tolist())), self.shape_check)
-            if shape and label is Label.GOOD:
-                label = apply_shape_check(label, shape)
-                usable = label.usable
-                notes += [f"shape check: {p}" for p in shape.values()]
-        problems = background_problems(prepared.metrics, self.background_check)
-        if problems:
-            label = apply_background_check(label, problems)
+        label, checked = self.checks.apply(label, prepared.metrics, dict(zip(FEATURES, prepared.descriptor.tolist())))
+        if checked:
             usable = label.usable
-            notes += [f"background check: {p}" for p in problems]
+            notes += checked
         timings["total"] = time.perf_counter() - start
         return Verdict(
             exposure_id=exposure_id or prepared.exposure_id,
