@@ -13,7 +13,8 @@
 # Labels: the simulator's truth for every archive exposure (we are the curator of our own simulation); adapt
 # holds out a quarter of them, scores the map named from the rest on them, and names the published map from all.
 # Finished steps are kept in $WORK: a night with its truth.csv is not simulated again, and adapt skips the
-# steps whose inputs did not change.
+# steps whose inputs did not change. REPOSITORY (default models) is where the new version is published: a copy of
+# models/ lets a candidate default be benchmarked before it ships.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${WORK:-out/models-work}
@@ -35,4 +36,4 @@ rows = [f"{eid},{row['label']}\n" for night in sys.argv[2:] for eid, row in read
 open(sys.argv[1], "w").write("exposure_id,label\n" + "".join(rows))
 EOF
 SKYQA_CUTOUTS__PER_CCD=${CUTOUTS_PER_CCD:-300} $skyqa adapt "${nights[@]}" --out "$work/adapt" \
-    --labels "$work/labels.csv" --repository models --workers 2
+    --labels "$work/labels.csv" --repository "${REPOSITORY:-models}" --workers 2
