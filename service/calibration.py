@@ -4,19 +4,20 @@ A background-structure limit that separates an ordinary sky from scattered light
 on every exposure of another (natural gradients, vignetting, fringes), so such numbers belong to the
 DESOM-2 version trained on that site's archive: `calibration.json` beside `labels.json` and
 `scaler.json`, each number with how it was derived. `skyqa curate` derives it from the archive,
-`skyqa export` ships it, the classifier reads its background-check and shape-check limits from the loaded
-version.
+`skyqa export` ships it, the classifier reads its checks' limits (`checks`) from the loaded version.
 
 Versions published before calibration files existed have none: they fall back, explicitly and with
 a warning, to the `background_check` section of the settings, which sets no limit unless an operator
 does (serving holds no camera- or sky-specific number). Limits an operator sets explicitly in that
-section override the version's. The shape check (skyqa.service.pipeline.shape_check) has no settings: its
-limits are in descriptor units that only a version's own archive gives meaning to, and a version without them
-(calibrated before the check existed) serves without it.
+section override the version's. The shape check (skyqa.service.pipeline.shape_check) and the background range
+(skyqa.service.pipeline.background_range) have no settings: their limits are in descriptor units that only a
+version's own archive gives meaning to, and a version without them (calibrated before they existed) serves
+without them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -24,7 +25,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig
-from skyqa.service.pipeline.descriptor import SHAPE_FEATURES, shape_in_words
+from skyqa.service.pipeline.background_range import BackgroundRangeConfig
+from skyqa.service.pipeline.checks import Checks
+from skyqa.service.pipeline.descriptor import BACKGROUND_FEATURES, SHAPE_FEATURES, shape_in_words
 from skyqa.service.pipeline.desom2_input import IQR_PER_SIGMA
 from skyqa.service.pipeline.shape_check import ShapeCheckConfig
 
@@ -32,7 +35,8 @@ CALIBRATION = "calibration.json"
 LIMITS = ("max_background_structure", "min_exptime_s")
 SHAPE_LIMITS = tuple(f"max_{feature}" for feature in SHAPE_FEATURES)
 SHAPE_MARGIN = 0.5  # robust sigmas of the labelled Good exposures beyond the largest of them (README, "Stop 24")
-MIN_GOOD_SHAPES = 5  # fewer labelled Good exposures with a shape feature measured leave it unchecked
+RANGE_MARGIN = 1.0  # robust sigmas beyond the lowest and the highest of them (README, "Stop 25")
+MIN_GOOD_VALUES = 5  # fewer labelled Good exposures with a feature measured leave it unchecked
 
 
 class Derived(BaseModel):
@@ -45,12 +49,22 @@ class Derived(BaseModel):
 UNCALIBRATED = Derived(value=None, derivation="not calibrated (a version from before the shape check): unchecked")
 
 
+class DerivedRange(BaseModel):
+    """The range one background feature of a Good exposure may take, in descriptor units."""
+
+    low: float
+    high: float
+    derivation: str
+
+
 class Calibration(BaseModel):
     max_background_structure: Derived
     min_exptime_s: Derived
     max_fwhm: Derived = UNCALIBRATED
     max_elongation: Derived = UNCALIBRATED
     max_aligned_ellipticity: Derived = UNCALIBRATED
+    background_range: dict[str, DerivedRange] = Field(
+        default_factory=dict, description="feature -> range; empty in a version from before the background range")
     source: str = Field("", description="the archive (or other origin) the numbers come from")
 
     def background_check(self, overrides: BackgroundCheckConfig | None = None) -> BackgroundCheckConfig:
@@ -63,6 +77,13 @@ class Calibration(BaseModel):
     def shape_check(self) -> ShapeCheckConfig:
         """The shape check's limits (skyqa.service.pipeline.shape_check): only ever the version's own."""
         return ShapeCheckConfig(**{name: getattr(self, name).value for name in SHAPE_LIMITS})
+
+    def checks(self, overrides: BackgroundCheckConfig | None = None) -> Checks:
+        """Every check this version serves with. An undecided cell is judged by the checks only where the version
+        has the background range: the shape limits alone say nothing about the sky."""
+        limits = {feature: (r.low, r.high) for feature, r in self.background_range.items()}
+        return Checks(self.background_check(overrides), self.shape_check(),
+                      BackgroundRangeConfig(limits=limits) if limits else None, undecided=bool(limits))
 
     def save(self, path: Path) -> None:
         Path(path).write_text(self.model_dump_json(indent=1) + "\n")
@@ -85,15 +106,22 @@ def version_calibration(version_dir: Path, settings_check: BackgroundCheckConfig
     return Calibration.from_settings(settings_check, f"fallback: {version_dir} has no {CALIBRATION}"), False
 
 
-def shape_limit(feature: str, values_good: Iterable[float | None], margin: float = SHAPE_MARGIN) -> Derived:
-    """The largest value among the labelled Good exposures plus `margin` times their robust spread (interquartile
-    range as a Gaussian sigma), so that a Good exposure just beyond the sample's largest still passes."""
+def _measured(values_good: Iterable[float | None]) -> tuple[np.ndarray, float]:
+    """The finite values and their robust spread (interquartile range as a Gaussian sigma)."""
     values = np.array([v for v in values_good if v is not None and np.isfinite(v)], np.float64)
-    if len(values) < MIN_GOOD_SHAPES:
-        return Derived(value=None, derivation=f"{len(values)} labelled Good archive exposures with {feature} "
-                                              f"measured (fewer than {MIN_GOOD_SHAPES}): unchecked")
+    if len(values) < MIN_GOOD_VALUES:
+        return values, math.nan
     q1, q3 = np.percentile(values, [25, 75])
-    spread = float(q3 - q1) / IQR_PER_SIGMA
+    return values, float(q3 - q1) / IQR_PER_SIGMA
+
+
+def shape_limit(feature: str, values_good: Iterable[float | None], margin: float = SHAPE_MARGIN) -> Derived:
+    """The largest value among the labelled Good exposures plus `margin` times their robust spread, so that a Good
+    exposure just beyond the sample's largest still passes."""
+    values, spread = _measured(values_good)
+    if math.isnan(spread):
+        return Derived(value=None, derivation=f"{len(values)} labelled Good archive exposures with {feature} "
+                                              f"measured (fewer than {MIN_GOOD_VALUES}): unchecked")
     limit = float(values.max()) + margin * spread
     return Derived(value=round(limit, 4), derivation=(
         f"{shape_in_words(feature, limit)}: the largest {feature} among {len(values)} labelled Good archive "
@@ -101,16 +129,32 @@ def shape_limit(feature: str, values_good: Iterable[float | None], margin: float
         f"robust spread ({spread:.4f}), in descriptor units"))
 
 
+def background_range(feature: str, values_good: Iterable[float | None],
+                     margin: float = RANGE_MARGIN) -> DerivedRange | None:
+    """The labelled Good exposures' lowest to highest value, widened by `margin` times their robust spread on
+    each side; None (unchecked) with fewer than `MIN_GOOD_VALUES` of them or no spread among them."""
+    values, spread = _measured(values_good)
+    if not spread > 0:  # too few, or most of them equal (one exposure time for every Good): nothing to scale by
+        return None
+    low, high = float(values.min()), float(values.max())
+    return DerivedRange(low=low - margin * spread, high=high + margin * spread, derivation=(
+        f"the {len(values)} labelled Good archive exposures' range [{low:.4f}, {high:.4f}] widened by {margin:g} x "
+        f"their robust spread ({spread:.4f}) on each side, in descriptor units"))
+
+
 def derive(structures_good: Iterable[float], exptimes_good: Iterable[float], fallback: BackgroundCheckConfig,
            source: str, structure_margin: float = 1.2, exptime_margin: float = 0.5,
-           shapes_good: Mapping[str, Iterable[float | None]] | None = None) -> Calibration:
+           descriptors_good: Mapping[str, Iterable[float | None]] | None = None) -> Calibration:
     """Limits from the archive's labelled Good exposures: none of them may fail a check.
 
     The background-structure limit is `structure_margin` x the largest structure a labelled Good exposure
     shows, the shortest usable exposure `exptime_margin` x the shortest labelled Good one. Without labelled
     Good exposures (with metrics) a limit keeps the settings' value and says so. The shape limits
-    (`shape_limit`) come from the labelled Good exposures' descriptors, `shapes_good` (feature -> values).
+    (`shape_limit`) and the background range (`background_range`) come from the labelled Good exposures'
+    descriptors, `descriptors_good` (feature -> values).
     """
+    described = descriptors_good or {}
+    ranges = {f: background_range(f, described.get(f, ())) for f in BACKGROUND_FEATURES}
     structures = sorted(float(s) for s in structures_good if s is not None)
     exptimes = sorted(float(t) for t in exptimes_good if t is not None)
     kept = "settings.background_check value (unset: check off): no labelled Good archive exposure with this metric"
@@ -126,5 +170,6 @@ def derive(structures_good: Iterable[float], exptimes_good: Iterable[float], fal
             derivation=f"{exptime_margin:g} x the shortest exposure time ({exptimes[0]:g} s) among "
                        f"{len(exptimes)} labelled Good archive exposures",
         ) if exptimes else Derived(value=fallback.min_exptime_s, derivation=kept),
-        **{f"max_{feature}": shape_limit(feature, (shapes_good or {}).get(feature, ())) for feature in SHAPE_FEATURES},
+        **{f"max_{feature}": shape_limit(feature, described.get(feature, ())) for feature in SHAPE_FEATURES},
+        background_range={feature: r for feature, r in ranges.items() if r is not None},
     )

@@ -34,7 +34,9 @@ def render_card(card: dict) -> str:
               "check makes such exposures BGP. Its limits are this version's calibration.json (derived from the",
               "archive by `skyqa curate --data`); without that file, `Settings.background_check`.",
               "A served Good is also held against the labelled Good archive exposures' seeing and source shapes",
-              "(the shape check: BSeeing or BT beyond them), with limits from the same file; without them, unchecked.",
+              "(the shape check: BSeeing or BT beyond them), and against their background range (BGP outside it),",
+              "with limits from the same file; an exposure in an unlabelled cell is Good within both, otherwise it",
+              "stays unlabelled. Without these limits in the file, unchecked.",
               ""]
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from skyqa.cli import main
+from skyqa.service.calibration import MIN_GOOD_VALUES
 from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import versions
 from skyqa.service.pipeline.descriptor import FEATURES, MEASUREMENT_VERSION, SHAPE_FEATURES
@@ -79,6 +80,10 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     calibration = json.loads((version / "calibration.json").read_text())
     assert "labelled Good archive exposures" in calibration["max_background_structure"]["derivation"]
     assert all("labelled Good archive exposures" in calibration[f"max_{f}"]["derivation"] for f in SHAPE_FEATURES)
+    ranges = calibration["background_range"]  # needs MIN_GOOD_VALUES labelled Good exposures
+    assert bool(ranges) is (sum(truth[e] is Label.GOOD for e in chosen) >= MIN_GOOD_VALUES)
+    assert all(r["low"] < r["high"] and "labelled Good archive exposures' range" in r["derivation"]
+               for r in ranges.values())
     card = (version / "model_card.md").read_text()
     for heading in ("## Adaptation", "## Schedule", "## Labels", "## Evaluation", "## Calibration"):
         assert heading in card
@@ -88,7 +93,8 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     assert evaluation["n"] >= 2 and evaluation["named_from"] + evaluation["n"] == 12
     assert evaluation["map"] in restarts  # chosen from the naming part of the labels only
     assert 0 <= evaluation["unlabelled_not_good"]["accuracy"] <= 1
-    assert {"without_background_check", "without_shape_check"} <= set(evaluation) and "without the shape check" in card
+    assert {"without_background_check", "without_shape_check", "without_range_check"} <= set(evaluation)
+    assert "without the shape check" in card and "without the background range" in card
 
     # Resume: every step finished with the same inputs is skipped; nothing is published twice.
     before = (work / "adapt.json").read_text()

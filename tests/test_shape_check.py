@@ -64,7 +64,7 @@ def test_limits_from_the_labelled_good_exposures() -> None:
     few = shape_limit("elongation", [0.1, 0.2, 0.3, 0.4])
     assert few.value is None and "unchecked" in few.derivation
     calibration = derive([1.0], [60.0], BackgroundCheckConfig(), "archive",
-                         shapes_good={"fwhm": [0.0, 0.1, 0.2, 0.3, 0.4]})
+                         descriptors_good={"fwhm": [0.0, 0.1, 0.2, 0.3, 0.4]})
     check = calibration.shape_check()
     assert check.max_fwhm == limit.value and check.max_elongation is None and check.max_aligned_ellipticity is None
 
@@ -95,7 +95,7 @@ def classifier(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
     good = [prepare_exposure(_exposure(tmp / f"g{seed}.fits.fz", seed, sigma=sigma, axis_ratio=ratio, angle_deg=angle),
                              settings).descriptor for seed, (sigma, ratio, angle) in enumerate(optics)]
     shapes = {f: [float(d[FEATURES.index(f)]) for d in good] for f in SHAPE_FEATURES}
-    derive([0.1], [120.0], BackgroundCheckConfig(), "five Good exposures", shapes_good=shapes).save(
+    derive([0.1], [120.0], BackgroundCheckConfig(), "five Good exposures", descriptors_good=shapes).save(
         settings.models.repository / "desom2" / "1" / CALIBRATION)
     return Classifier(settings)
 

@@ -21,8 +21,8 @@ import math
 import resource
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,6 @@ from tqdm import tqdm
 from skyqa.service.calibration import Calibration
 from skyqa.service.config import Settings
 from skyqa.service.labels import Label, LabelMap
-from skyqa.service.pipeline.checks import Checks
 from skyqa.service.pipeline.descriptor import FEATURES, MEASUREMENT_VERSION
 from skyqa.service.scoring import BinaryScore, binary_score, confusion_matrix, score_report
 from skyqa.service.verdict import PhysicalMetrics
@@ -44,7 +43,13 @@ from skyqa.training.spread import Spreading, choose_alpha, fold_of, propose, spr
 STATE = "adapt.json"
 PROPOSAL = "propose.csv"
 MAPS = "desom2-maps"  # the DESOM-2 restarts, one directory each; work/desom2 is the chosen one
-NAMING_VERSION = 2  # raised when naming or calibration changes (2: the shape check), so a resumed run names anew
+# Raised when naming or calibration changes, so that a resumed run names anew (2: the shape check; 3: the background
+# range and undecided cells judged by the checks).
+NAMING_VERSION = 3
+# What leaving each check out means (the evaluation's and the ablations' "without"): `range` is the background range
+# and, with it, the judging of undecided cells.
+CHECKS_OFF = {"background": {"background": None}, "shape": {"shape": None},
+              "range": {"background_range": None, "undecided": False}}
 log = structlog.get_logger("skyqa.adapt")
 
 
@@ -174,11 +179,11 @@ def split(truth: Mapping[str, Label], fraction: float, seed: int) -> tuple[dict[
 
 
 def verdicts(named: Named, cells: Mapping[str, int], entries: Mapping[str, Entry], ids: Sequence[str],
-             settings: Settings, background: bool = True, shape: bool = True) -> dict[str, Label]:
-    """What serving would answer for archive exposures: the cell's label, then the version's shape check and
-    background check (each can be left out, for the ablation)."""
-    checks = Checks(named.calibration.background_check(settings.background_check) if background else None,
-                    named.calibration.shape_check() if shape else None)
+             settings: Settings, without: Collection[str] = ()) -> dict[str, Label]:
+    """What serving would answer for archive exposures: the cell's label, then the version's checks, less those
+    named in `without` (`CHECKS_OFF`, for the evaluation and the ablations)."""
+    checks = replace(named.calibration.checks(settings.background_check),
+                     **{field: off for check in without for field, off in CHECKS_OFF[check].items()})
     return {eid: checks.apply(named.labels.label_of(cells[eid]), PhysicalMetrics(**entries[eid].metrics),
                               entries[eid].descriptor)[0] for eid in ids}
 
@@ -202,8 +207,7 @@ def evaluate_heldout(named: Named, cells: Mapping[str, int], entries: Mapping[st
     ids = sorted(eid for eid in held if eid in cells)
     served = verdicts(named, cells, entries, ids, settings)
     pairs = [(held[eid], served[eid]) for eid in ids]
-    without = {check: verdicts(named, cells, entries, ids, settings, **{check: False})
-               for check in ("background", "shape")}
+    without = {check: verdicts(named, cells, entries, ids, settings, without=[check]) for check in CHECKS_OFF}
     summary = {**_scores(pairs), **{f"without_{check}_check": _scores([(held[e], said[e]) for e in ids])
                                     for check, said in without.items()},
                "confusion": {t.value: {p.value: n for p, n in row.items()}
@@ -390,7 +394,9 @@ def _publish(work: Path, repository: Path, steps: Steps, s: Schedule, grid: tupl
                        "unlabelled ignored (paper)": evaluation["unlabelled_ignored"],
                        "unlabelled verdicts": evaluation["unlabelled"],
                        "without the background check": evaluation["without_background_check"]["unlabelled_not_good"],
-                       "without the shape check": evaluation["without_shape_check"]["unlabelled_not_good"]},
+                       "without the shape check": evaluation["without_shape_check"]["unlabelled_not_good"],
+                       "without the background range (undecided cells stay unlabelled)":
+                           evaluation["without_range_check"]["unlabelled_not_good"]},
     }
     v1, v2 = workflow.export(work / "desom1", work / "desom2", work / "labels" / "labels.json", repository, sections)
     print(f"{repository}: desom1 version {v1}, desom2 version {v2}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from skyqa.service.calibration import Calibration, derive
 from skyqa.service.curation import edits as curation_edits
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig, background_problems
-from skyqa.service.pipeline.descriptor import SHAPE_FEATURES
+from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.labels import CellLabel, Label, LabelMap
 from skyqa.service.verdict import PhysicalMetrics
 
@@ -41,14 +41,15 @@ def background_flagged(metrics: Mapping[str, dict], cfg: BackgroundCheckConfig) 
 
 def calibrate(metrics: Mapping[str, dict], truth: Mapping[str, Label], fallback: BackgroundCheckConfig,
               source: str, descriptors: Mapping[str, Mapping[str, float | None]] | None = None) -> Calibration:
-    """The version's check limits from the archive: its labelled Good exposures must pass. The shape check's come
-    from their `descriptors` (a dataset manifest's: feature -> value); without them it stays unchecked."""
+    """The version's check limits from the archive: its labelled Good exposures must pass. The shape limits and the
+    background range come from their `descriptors` (a dataset manifest's: feature -> value); without them those
+    stay unchecked."""
     good_ids = [eid for eid in metrics if truth.get(eid) is Label.GOOD]
     good = [PhysicalMetrics(**metrics[eid]) for eid in good_ids]
-    shapes = {f: [descriptors[e].get(f) for e in good_ids if e in descriptors] for f in SHAPE_FEATURES} \
+    described = {f: [descriptors[e].get(f) for e in good_ids if e in descriptors] for f in FEATURES} \
         if descriptors is not None else None
     return derive([m.background_structure for m in good], [m.exptime_s for m in good], fallback, source,
-                  shapes_good=shapes)
+                  descriptors_good=described)
 
 
 def propose(

@@ -13,7 +13,6 @@ import structlog
 
 from skyqa.service.calibration import version_calibration
 from skyqa.service.config import Settings
-from skyqa.service.pipeline.checks import Checks
 from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.pipeline.desom2_input import HISTO_BINS, Desom2Input
 from skyqa.service.pipeline.histovector import histo_vector
@@ -55,8 +54,7 @@ class Classifier:
         if not calibrated:
             log.warning("model version without calibration: background check from the settings",
                         desom2_version=self.desom2.version)
-        self.checks = Checks(self.calibration.background_check(settings.background_check),
-                             self.calibration.shape_check())
+        self.checks = self.calibration.checks(settings.background_check)
         lineage = desom2_dir / "lineage.json"
         trained_on = json.loads(lineage.read_text())["desom1_version"] if lineage.exists() else self.desom1.version
         if trained_on != self.desom1.version:
