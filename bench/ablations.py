@@ -9,8 +9,8 @@ Ablation (points 3 and 4): for each arm, a descriptor share (0 = the 625 bins al
 per group, `0.5:shape+0.1:background`), DESOM-2 is trained on the archive as
 `skyqa adapt` does (map sized to the archive, its schedule), named from `--labels` labelled archive exposures
 (stratified, the same for every arm) with adapt's label spreading and calibration, and scored on every other
-archive exposure (their truth stands in for an expert), with the version's background check and shape check
-(calibrated on the naming sample's Good exposures) each on and off.
+archive exposure (their truth stands in for an expert), with the version's background check, shape check and
+background range (calibrated on the naming sample's Good exposures) each on and off.
 
 Hard pairs (point 4): small donuts (BadFocus) vs bad seeing (BSeeing), mild trails (BT) vs Good. Cheap probes on
 the archive's exposures of each pair, scored by leave-one-out nearest-neighbour balanced accuracy (chance 0.5):
@@ -46,7 +46,8 @@ from skyqa.service.search.representation import embed, fractions
 
 PAIRS = ((Label.BADFOCUS, Label.BSEEING), (Label.BT, Label.GOOD))
 PER_CCD = (100, 50, 25)
-CHECKS = ("none", "background", "shape", "shape+background")  # the served checks on and off (adapt.verdicts)
+# The served checks on and off (adapt.verdicts; "range": the background range, which also judges undecided cells).
+CHECKS = ("none", "background", "shape", "shape+background", "shape+background+range")
 DEFAULT_ARMS = "0,0.25:background,0.25:all,1:all"
 
 
@@ -163,7 +164,7 @@ def arm(share: DescriptorShare, data: Path, desom1: Path, work: Path, vectors: t
         entries: dict, naming: dict[str, Label], held: dict[str, Label], grid: tuple[int, int],
         schedule, settings) -> dict:
     from skyqa.training import workflow
-    from skyqa.training.adapt import name_map, verdicts
+    from skyqa.training.adapt import CHECKS_OFF, name_map, verdicts
     from skyqa.training.curate import read_cells
     from skyqa.training.spread import unlabelled_fraction
 
@@ -181,8 +182,8 @@ def arm(share: DescriptorShare, data: Path, desom1: Path, work: Path, vectors: t
               "cpu_s": round(cpu_s() - cpu, 1),
               "unlabelled_cells": round(unlabelled_fraction(named.labels, cells)[0], 3)}
     for checks in CHECKS:
-        said = verdicts(named, cells, entries, ids, settings, background="background" in checks,
-                        shape="shape" in checks)
+        said = verdicts(named, cells, entries, ids, settings,
+                        without=[check for check in CHECKS_OFF if check not in checks.split("+")])
         pairs = [(held[e], said[e]) for e in ids]
         flagged = binary_score(pairs, unlabelled_as_error=False, unlabelled_not_good=True)
         ignored = binary_score(pairs, unlabelled_as_error=False)
