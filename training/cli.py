@@ -171,7 +171,8 @@ def _run_curate(args: argparse.Namespace) -> int:
         flagged = background_flagged(metrics, check)
         cells = {eid: cell for eid, cell in cells.items() if eid not in flagged}
         print(f"background check from the archive: structure <= {check.max_background_structure}, "
-              f"exptime >= {check.min_exptime_s} s ({args.out.with_name(CALIBRATION)})")
+              f"exptime >= {check.min_exptime_s} s; background range on {len(calibration.background_range)} "
+              f"features ({args.out.with_name(CALIBRATION)})")
         print(f"{len(flagged)} exposures fail the background check and do not vote")
     label_map = propose(cells, truth, grid, args.purity, args.min_members, previous)
     if args.fill_empty:

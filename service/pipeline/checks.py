@@ -2,8 +2,8 @@
 range, then the background check. One place for the classifier and for `skyqa adapt`'s evaluation and map
 selection, so that what adapt scores is what serving answers.
 
-An exposure in a cell the map left undecided (its labelled members disagree, README "Stop 25") is judged by the
-checks as if the cell were Good: within the labelled Good exposures' shapes and background range it is Good, and
+An exposure in a cell the map left undecided (the labels reaching it disagree, or none reaches it; README "Stop 25")
+is judged by the checks as if the cell were Good: within the labelled Good exposures' shapes and background range it is Good, and
 the notes say that the exposure's own measures decided; otherwise it stays unlabelled, flagged for a human, with
 the reasons."""
 
