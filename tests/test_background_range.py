@@ -59,6 +59,10 @@ def test_an_undecided_cell_is_judged_by_the_checks() -> None:
     assert checks.apply(Label.UNLABELLED, scattered, ORDINARY)[0] is Label.BGP
     assert checks.apply(Label.GOOD, SKY, ORDINARY | {"amplifier_step": 0.9})[0] is Label.BGP
     assert checks.apply(Label.BSEEING, SKY, ORDINARY) == (Label.BSEEING, [])  # a named cell stands
+    unmeasured = {k: v for k, v in ORDINARY.items() if k != "fwhm"}  # only measured features vouch for it
+    assert checks.apply(Label.UNLABELLED, SKY, unmeasured) == (Label.UNLABELLED, [])
+    assert checks.apply(Label.UNLABELLED, SKY, ORDINARY | {"source_density": math.nan})[0] is Label.UNLABELLED
+    assert checks.apply(Label.GOOD, SKY, unmeasured) == (Label.GOOD, [])  # and none can fail a Good cell
     off = Checks(None, SHAPES, RANGE, undecided=False)
     assert off.apply(Label.UNLABELLED, SKY, ORDINARY) == (Label.UNLABELLED, [])
 
@@ -133,3 +137,13 @@ def test_through_the_classifier(classifiers: dict[str, Classifier], tmp_path: Pa
     assert bool(ranged) is bool(amp_step), ranged
     assert not amp_step or any(n.startswith("background range: amplifier_step") for n in ranged), ranged
     assert (UNDECIDED_GOOD in verdict.notes) is (cells == "undecided" and label is Label.GOOD)
+
+
+def test_an_exposure_without_sources_is_not_vouched_for(classifiers: dict[str, Classifier], tmp_path: Path) -> None:
+    """A blank exposure (dome closed) maps to no cell; its sky may be within the range, but nothing was measured
+    of its sources, so it is not Good."""
+    blank = write_exposure(tmp_path / "blank.fits.fz", n_ccds=2, shape=(512, 256), stars=None, seed=3,
+                           primary_header={"EXPTIME": 120.0})
+    verdict = classifiers["undecided"].classify(blank)
+    assert verdict.label is Label.UNLABELLED and verdict.usable is False
+    assert UNDECIDED_GOOD not in verdict.notes

@@ -5,10 +5,12 @@ selection, so that what adapt scores is what serving answers.
 An exposure in a cell the map left undecided (the labels reaching it disagree, or none reaches it; README "Stop 25")
 is judged by the checks as if the cell were Good: within the labelled Good exposures' shapes and background range it is Good, and
 the notes say that the exposure's own measures decided; otherwise it stays unlabelled, flagged for a human, with
-the reasons."""
+the reasons. Only measured features can vouch for an exposure: one with a checked feature unmeasured (no sources
+detected, too few bright ones for the shapes) stays unlabelled."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -36,7 +38,7 @@ class Checks:
               descriptor: Mapping[str, float | None]) -> tuple[Label, list[str]]:
         """The served label and the notes saying which check changed or confirmed it and why."""
         notes: list[str] = []
-        undecided = self.undecided and label is Label.UNLABELLED
+        undecided = self.undecided and label is Label.UNLABELLED and self._all_measured(descriptor)
         if undecided:
             label = Label.GOOD
         if self.shape is not None and label is Label.GOOD:  # the shape check only ever overrides Good
@@ -56,3 +58,10 @@ class Checks:
         if undecided and label is Label.GOOD:
             notes.insert(0, UNDECIDED_GOOD)
         return label, notes
+
+    def _all_measured(self, descriptor: Mapping[str, float | None]) -> bool:
+        """Whether every feature the shape check and the background range limit was measured."""
+        shapes = self.shape.model_dump() if self.shape is not None else {}
+        checked = [name.removeprefix("max_") for name, limit in shapes.items() if limit is not None]
+        checked += list(self.background_range.limits) if self.background_range is not None else []
+        return all((value := descriptor.get(f)) is not None and math.isfinite(value) for f in checked)
