@@ -36,6 +36,7 @@ LIMITS = ("max_background_structure", "min_exptime_s")
 SHAPE_LIMITS = tuple(f"max_{feature}" for feature in SHAPE_FEATURES)
 SHAPE_MARGIN = 0.5  # robust sigmas of the labelled Good exposures beyond the largest of them (README, "Stop 24")
 RANGE_MARGIN = 1.0  # robust sigmas beyond the lowest and the highest of them (README, "Stop 25")
+SHAPE_FENCE = 2.0  # robust sigmas above their median beyond which a labelled Good exposure does not widen a shape limit
 MIN_GOOD_VALUES = 5  # fewer labelled Good exposures with a feature measured leave it unchecked
 
 
@@ -115,18 +116,27 @@ def _measured(values_good: Iterable[float | None]) -> tuple[np.ndarray, float]:
     return values, float(q3 - q1) / IQR_PER_SIGMA
 
 
-def shape_limit(feature: str, values_good: Iterable[float | None], margin: float = SHAPE_MARGIN) -> Derived:
-    """The largest value among the labelled Good exposures plus `margin` times their robust spread, so that a Good
-    exposure just beyond the sample's largest still passes."""
+def shape_limit(feature: str, values_good: Iterable[float | None], margin: float = SHAPE_MARGIN,
+                fence: float = SHAPE_FENCE) -> Derived:
+    """The largest value among the labelled Good exposures within `fence` robust spreads above their median, plus
+    `margin` times their robust spread, so that a Good exposure just beyond the sample's largest still passes.
+
+    The fence keeps the few Good exposures with the worst images (a mislabel, a mismeasured field, another camera's
+    coarser pixels in a mixed archive) from setting a limit that lets a whole bad class through: one such exposure
+    at FWHM 3.0" in the default models' archive had set the seeing limit at 3.3" (README, "Stop 26")."""
     values, spread = _measured(values_good)
     if math.isnan(spread):
         return Derived(value=None, derivation=f"{len(values)} labelled Good archive exposures with {feature} "
                                               f"measured (fewer than {MIN_GOOD_VALUES}): unchecked")
-    limit = float(values.max()) + margin * spread
+    kept = values[values <= float(np.median(values)) + fence * spread]
+    largest = float(kept.max())
+    aside = f", {len(values) - len(kept)} beyond their median + {fence:g} x that spread set aside" \
+        if len(kept) < len(values) else ""
+    limit = largest + margin * spread
     return Derived(value=round(limit, 4), derivation=(
         f"{shape_in_words(feature, limit)}: the largest {feature} among {len(values)} labelled Good archive "
-        f"exposures ({values.max():.4f}, {shape_in_words(feature, float(values.max()))}) + {margin:g} x their "
-        f"robust spread ({spread:.4f}), in descriptor units"))
+        f"exposures ({largest:.4f}, {shape_in_words(feature, largest)}) + {margin:g} x their robust spread "
+        f"({spread:.4f}){aside}, in descriptor units"))
 
 
 def background_range(feature: str, values_good: Iterable[float | None],

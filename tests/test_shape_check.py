@@ -57,6 +57,17 @@ def test_serving_order_shape_then_background() -> None:
     assert Checks(None, None).apply(Label.GOOD, sky, trailed) == (Label.GOOD, [])
 
 
+def test_a_good_exposure_far_beyond_the_others_does_not_set_the_limit() -> None:
+    """A mislabelled or mismeasured Good exposure would otherwise let a whole bad class through."""
+    usual = [0.02 * i for i in range(20)]  # FWHM 1.0" to 2.4"
+    limit = shape_limit("fwhm", [*usual, 0.5])  # one labelled Good at 3.2"
+    assert shape_limit("fwhm", usual).value < limit.value < 0.5
+    assert "1 beyond their median + 2 x that spread set aside" in limit.derivation
+    assert set(shape_problems({"fwhm": 0.5}, ShapeCheckConfig(max_fwhm=limit.value))) == {"fwhm"}
+    assert "set aside" not in shape_limit("fwhm", usual).derivation
+    assert shape_limit("fwhm", [*usual, 0.5], fence=math.inf).value == pytest.approx(0.5 + 0.5 * 0.2 / 1.349, abs=1e-3)
+
+
 def test_limits_from_the_labelled_good_exposures() -> None:
     limit = shape_limit("fwhm", [0.0, 0.1, 0.2, 0.3, 0.4, None, math.nan], margin=0.5)
     assert limit.value == pytest.approx(0.4 + 0.5 * 0.2 / 1.349, abs=1e-4)

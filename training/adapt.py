@@ -44,8 +44,9 @@ STATE = "adapt.json"
 PROPOSAL = "propose.csv"
 MAPS = "desom2-maps"  # the DESOM-2 restarts, one directory each; work/desom2 is the chosen one
 # Raised when naming, calibration or the checks change, so that a resumed run names and evaluates anew (2: the shape
-# check; 3: the background range and undecided cells judged by the checks; 4: only measured features vouch).
-NAMING_VERSION = 4
+# check; 3: the background range and undecided cells judged by the checks; 4: only measured features vouch; 5: the
+# shape fence).
+NAMING_VERSION = 5
 # What leaving each check out means (the evaluation's and the ablations' "without"): `range` is the background range
 # and, with it, the judging of undecided cells.
 CHECKS_OFF = {"background": {"background": None}, "shape": {"shape": None},
