@@ -38,6 +38,7 @@ SHAPE_MARGIN = 0.5  # robust sigmas of the labelled Good exposures beyond the la
 RANGE_MARGIN = 1.0  # robust sigmas beyond the lowest and the highest of them (README, "Stop 25")
 SHAPE_FENCE = 2.0  # robust sigmas above their median beyond which a labelled Good exposure does not widen a shape limit
 MIN_GOOD_VALUES = 5  # fewer labelled Good exposures with a feature measured leave it unchecked
+MIN_INSTRUMENT_GOODS = 30  # labelled Good exposures an instrument of a mixed archive needs for a calibration of its own
 
 
 class Derived(BaseModel):
@@ -67,6 +68,14 @@ class Calibration(BaseModel):
     background_range: dict[str, DerivedRange] = Field(
         default_factory=dict, description="feature -> range; empty in a version from before the background range")
     source: str = Field("", description="the archive (or other origin) the numbers come from")
+    instruments: dict[str, Calibration] = Field(default_factory=dict, description=(
+        "INSTRUME -> the calibration derived from that instrument's labelled Good exposures alone, for the instruments "
+        "of a mixed archive that have enough of them; any other instrument is served with the whole archive's"))
+
+    def for_instrument(self, instrument: str | None) -> Calibration:
+        """The limits an exposure of `instrument` is judged by: its own where the archive gave it some (the Good range
+        of many cameras together lets one camera's mildly bad exposures through), else the whole archive's."""
+        return self.instruments.get(instrument, self) if instrument is not None else self
 
     def background_check(self, overrides: BackgroundCheckConfig | None = None) -> BackgroundCheckConfig:
         """The check's limits: this calibration's, except those an operator set explicitly in `overrides`."""

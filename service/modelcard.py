@@ -36,7 +36,8 @@ def render_card(card: dict) -> str:
               "A served Good is also held against the labelled Good archive exposures' seeing and source shapes",
               "(the shape check: BSeeing or BT beyond them), and against their background range (BGP outside it),",
               "with limits from the same file; an exposure in an unlabelled cell is Good within both, otherwise it",
-              "stays unlabelled. Without these limits in the file, unchecked.",
+              "stays unlabelled. Without these limits in the file, unchecked. In an archive of several instruments,",
+              "one with enough labelled Good exposures has limits of its own (`instruments` in the same file).",
               ""]
     return "\n".join(lines)
 

@@ -84,6 +84,7 @@ def test_adapt_end_to_end(tmp_path: Path, capsys, monkeypatch) -> None:
     assert bool(ranges) is (sum(truth[e] is Label.GOOD for e in chosen) >= MIN_GOOD_VALUES)
     assert all(r["low"] < r["high"] and "labelled Good archive exposures' range" in r["derivation"]
                for r in ranges.values())
+    assert calibration["instruments"] == {}  # one camera: its limits are the whole archive's
     card = (version / "model_card.md").read_text()
     for heading in ("## Adaptation", "## Schedule", "## Labels", "## Evaluation", "## Calibration"):
         assert heading in card

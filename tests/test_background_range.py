@@ -94,9 +94,10 @@ def test_a_calibration_from_before_the_range_leaves_undecided_cells_unlabelled(t
 
 
 def _exposure(path: Path, seed: int, amp_step: float = 0.0, sigma: float = 1.5, sky: float = 1000.0,
-              noise: float = 10.0) -> Path:
+              noise: float = 10.0, instrument: str | None = None) -> Path:
+    cards = {"EXPTIME": 120.0} | ({"INSTRUME": instrument} if instrument else {})
     return write_exposure(path, n_ccds=2, shape=(512, 256), stars=Stars(n=60, sigma=sigma), seed=seed, sky=sky,
-                          noise=noise, amp_step=amp_step, primary_header={"EXPTIME": 120.0})
+                          noise=noise, amp_step=amp_step, primary_header=cards)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +114,17 @@ def classifiers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Classifie
                              settings).descriptor for seed, (sigma, sky, noise) in enumerate(nights)]
     calibration = derive([], [], BackgroundCheckConfig(), "eight Good exposures",
                          descriptors_good={f: [float(d[FEATURES.index(f)]) for d in good] for f in FEATURES})
+    # a mixed archive whose labelled Good exposures, all instruments together, set no limit, and whose NarrowCam has the
+    # eight Good exposures' own
+    mixed = derive([], [], BackgroundCheckConfig(), "no usable Good exposure").model_copy(
+        update={"instruments": {"NarrowCam": calibration}})
     out = {}
-    for name, labelled in (("good", dict.fromkeys(range(16), Label.GOOD)), ("undecided", {})):
+    for name, labelled, calibrated in (("good", dict.fromkeys(range(16), Label.GOOD), calibration),
+                                       ("undecided", {}, calibration),
+                                       ("mixed", dict.fromkeys(range(16), Label.GOOD), mixed)):
         settings = load_settings(workers=1)
         settings.models.repository = write_repository(tmp_path_factory.mktemp(name), labelled=labelled)
-        calibration.save(settings.models.repository / "desom2" / "1" / CALIBRATION)
+        calibrated.save(settings.models.repository / "desom2" / "1" / CALIBRATION)
         out[name] = Classifier(settings)
     return out
 
@@ -147,3 +154,16 @@ def test_an_exposure_without_sources_is_not_vouched_for(classifiers: dict[str, C
     verdict = classifiers["undecided"].classify(blank)
     assert verdict.label is Label.UNLABELLED and verdict.usable is False
     assert UNDECIDED_GOOD not in verdict.notes
+
+
+@pytest.mark.parametrize(("instrument", "label"),
+                         [("NarrowCam", Label.BGP), ("OtherCam", Label.GOOD), (None, Label.GOOD)])
+def test_an_instrument_is_judged_by_its_own_limits(classifiers: dict[str, Classifier], tmp_path: Path,
+                                                   instrument: str | None, label: Label) -> None:
+    """The offset amplifier is outside NarrowCam's own range; any other instrument (or none named) is served with the
+    whole archive's calibration, which checks nothing here."""
+    path = _exposure(tmp_path / "e.fits.fz", seed=9, amp_step=40.0, instrument=instrument)
+    verdict = classifiers["mixed"].classify(path)
+    assert verdict.label is label, verdict.notes
+    assert verdict.metadata.instrument == instrument
+    assert any(n.startswith("background range: amplifier_step") for n in verdict.notes) is (label is Label.BGP)

@@ -7,13 +7,20 @@ from pathlib import Path
 import pytest
 
 from skyqa import shipped_models
-from skyqa.service.calibration import CALIBRATION, Calibration, Derived, derive, version_calibration
+from skyqa.service.calibration import (
+    CALIBRATION,
+    MIN_INSTRUMENT_GOODS,
+    Calibration,
+    Derived,
+    derive,
+    version_calibration,
+)
 from skyqa.service.config import load_settings
 from skyqa.service.labels import Label
 from skyqa.service.modelrepo import versions
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig
 from skyqa.service.pipeline.classify import Classifier
-from skyqa.training.curate import calibrate
+from skyqa.training.curate import background_flagged, calibrate
 from tests.fits_factory import write_exposure
 from tests.model_repo_factory import write_repository
 
@@ -69,6 +76,36 @@ def test_limits_derived_from_the_archives_labelled_good_exposures() -> None:
     nothing = derive([], [], BackgroundCheckConfig(max_background_structure=1.5, min_exptime_s=10.0), "archive")
     assert (nothing.max_background_structure.value, nothing.min_exptime_s.value) == (1.5, 10.0)
     assert "no labelled Good" in nothing.min_exptime_s.derivation
+
+
+def test_an_instrument_of_a_mixed_archive_gets_limits_of_its_own(tmp_path: Path) -> None:
+    """Many cameras' Good skies together span more than one camera's: an instrument with enough labelled Good
+    exposures is judged by its own; the others, and exposures naming no instrument, by the whole archive's."""
+    n = MIN_INSTRUMENT_GOODS
+    calm = {f"calm{i}": {"background_structure": 0.1 + 0.01 * i, "exptime_s": 100.0} for i in range(n)}
+    rough = {f"rough{i}": {"background_structure": 1.0 + 0.1 * i, "exptime_s": 100.0} for i in range(n)}
+    lone = {f"lone{i}": {"background_structure": 0.5, "exptime_s": 100.0} for i in range(n - 1)}
+    metrics = calm | rough | lone
+    truth = dict.fromkeys(metrics, Label.GOOD)
+    instruments = dict.fromkeys(calm, "CalmCam") | dict.fromkeys(rough, "RoughCam") | dict.fromkeys(lone, "LoneCam")
+    calibration = calibrate(metrics, truth, BackgroundCheckConfig(), source="archive", instruments=instruments)
+    assert set(calibration.instruments) == {"CalmCam", "RoughCam"}  # LoneCam has one labelled Good too few
+    whole = calibration.max_background_structure.value
+    assert whole == pytest.approx(1.2 * (1.0 + 0.1 * (n - 1)))
+    calm_limit = calibration.for_instrument("CalmCam").max_background_structure.value
+    assert calm_limit == pytest.approx(1.2 * (0.1 + 0.01 * (n - 1)))
+    assert "instrument CalmCam" in calibration.for_instrument("CalmCam").source
+    for other in ("LoneCam", "NewCam", None):
+        assert calibration.for_instrument(other) is calibration
+    probe = {"calm": {"background_structure": 1.0, "exptime_s": 100.0},
+             "rough": {"background_structure": 1.0, "exptime_s": 100.0},
+             "unnamed": {"background_structure": 1.0, "exptime_s": 100.0}}
+    flagged = background_flagged(probe, calibration, None, {"calm": "CalmCam", "rough": "RoughCam"})
+    assert flagged == {"calm"}  # a rough sky for CalmCam, an ordinary one for RoughCam and for the archive
+    calibration.save(tmp_path / CALIBRATION)
+    assert Calibration.load(tmp_path / CALIBRATION) == calibration
+    one = calibrate(calm, truth, BackgroundCheckConfig(), source="archive", instruments=instruments)
+    assert one.instruments == {}  # a one-instrument archive: its limits are the whole archive's
 
 
 def test_the_classifier_reads_its_limits_from_the_loaded_version(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ def test_empty_cells_take_the_label_their_neighbours_agree_on() -> None:
 
 
 def test_members_failing_the_background_check_do_not_vote() -> None:
+    from skyqa.service.calibration import Calibration
     from skyqa.service.pipeline.background_check import BackgroundCheckConfig
     from skyqa.training.curate import background_flagged
 
@@ -55,7 +56,8 @@ def test_members_failing_the_background_check_do_not_vote() -> None:
                "ramp": {"background_structure": 6.0, "exptime_s": 120.0},
                "short": {"background_structure": 0.1, "exptime_s": 2.0},
                "old": {}}  # a manifest without metrics: nothing to judge, it votes
-    flagged = background_flagged(metrics, BackgroundCheckConfig(max_background_structure=1.5, min_exptime_s=10))
+    limits = Calibration.from_settings(BackgroundCheckConfig(max_background_structure=1.5, min_exptime_s=10), "test")
+    flagged = background_flagged(metrics, limits)
     assert flagged == {"ramp", "short"}
     cells = {"flat": 0, "ramp": 0, "short": 0, "old": 0}
     truth = {"flat": G, "ramp": Label.BGP, "short": Label.BGP, "old": G}

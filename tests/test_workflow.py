@@ -17,7 +17,7 @@ from skyqa.service.labels import Label, LabelMap
 from skyqa.service.modelrepo import versions
 from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.training.curate import read_cells
-from skyqa.training.dataset import read_manifest
+from skyqa.training.dataset import MANIFEST, read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +42,14 @@ def test_end_to_end_retraining(work: Path, capsys, monkeypatch) -> None:
     assert skyqa("dataset", "build", archive, "--out", data, "--workers", 1) == 0  # resumes, adds 3
     entries = read_manifest(data)
     assert len(entries) == 8 and len({e.exposure_id for e in entries}) == 8
+    assert {e.instrument for e in entries} == {"MegaPrime"}  # the header's INSTRUME, for per-instrument calibration
+    legacy = work / "legacy"  # a manifest from before entries recorded it: read from the files; a file gone: unknown
+    rows = [json.loads(line) for line in (data / MANIFEST).read_text().splitlines()]
+    rows = [{k: v for k, v in row.items() if k != "instrument"} for row in rows]
+    rows[0]["file"] = str(work / "gone.fits.fz")
+    legacy.mkdir()
+    (legacy / MANIFEST).write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert [e.instrument for e in read_manifest(legacy)] == [None] + ["MegaPrime"] * 7
 
     assert skyqa("train", "desom1", "--data", data, "--out", work / "d1", "--iterations", 4, "--batch-size", 16,
                  "--max-cutouts", 500) == 0

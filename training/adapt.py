@@ -45,8 +45,8 @@ PROPOSAL = "propose.csv"
 MAPS = "desom2-maps"  # the DESOM-2 restarts, one directory each; work/desom2 is the chosen one
 # Raised when naming, calibration or the checks change, so that a resumed run names and evaluates anew (2: the shape
 # check; 3: the background range and undecided cells judged by the checks; 4: only measured features vouch; 5: the
-# shape fence).
-NAMING_VERSION = 5
+# shape fence; 6: an instrument's own calibration).
+NAMING_VERSION = 6
 # What leaving each check out means (the evaluation's and the ablations' "without"): `range` is the background range
 # and, with it, the judging of undecided cells.
 CHECKS_OFF = {"background": {"background": None}, "shape": {"shape": None},
@@ -132,9 +132,10 @@ def name_map(prototypes: np.ndarray, grid: tuple[int, int], cells: Mapping[str, 
     the labels of the members that pass the background check (one that fails is BGP for its sky, whatever its
     sources look like, and says nothing of its cell), as far as cross-validation on those labels says they carry."""
     metrics = {eid: e.metrics for eid, e in entries.items()}
+    instruments = {eid: e.instrument for eid, e in entries.items()}
     calibration = calibrate(metrics, truth, settings.background_check, source=source,
-                            descriptors={eid: e.descriptor for eid, e in entries.items()})
-    flagged = background_flagged(metrics, calibration.background_check(settings.background_check))
+                            descriptors={eid: e.descriptor for eid, e in entries.items()}, instruments=instruments)
+    flagged = background_flagged(metrics, calibration, settings.background_check, instruments)
     voting = {eid: label for eid, label in truth.items() if eid not in flagged}
     alpha, agreement = choose_alpha(prototypes, grid, cells, voting, min_confidence, seed=seed)
     labels = spread_labels(Spreading.of(prototypes, grid, alpha), cells, voting, min_confidence)
@@ -183,10 +184,12 @@ def verdicts(named: Named, cells: Mapping[str, int], entries: Mapping[str, Entry
              settings: Settings, without: Collection[str] = ()) -> dict[str, Label]:
     """What serving would answer for archive exposures: the cell's label, then the version's checks, less those
     named in `without` (`CHECKS_OFF`, for the evaluation and the ablations)."""
-    checks = replace(named.calibration.checks(settings.background_check),
-                     **{field: off for check in without for field, off in CHECKS_OFF[check].items()})
-    return {eid: checks.apply(named.labels.label_of(cells[eid]), PhysicalMetrics(**entries[eid].metrics),
-                              entries[eid].descriptor)[0] for eid in ids}
+    off = {field: value for check in without for field, value in CHECKS_OFF[check].items()}
+    checks = {name: replace(named.calibration.for_instrument(name).checks(settings.background_check), **off)
+              for name in {entries[eid].instrument for eid in ids}}
+    return {eid: checks[entries[eid].instrument].apply(named.labels.label_of(cells[eid]),
+                                                       PhysicalMetrics(**entries[eid].metrics),
+                                                       entries[eid].descriptor)[0] for eid in ids}
 
 
 def _rounded(score: BinaryScore) -> dict[str, float | None]:

@@ -164,15 +164,18 @@ def _run_curate(args: argparse.Namespace) -> int:
     if args.data:
         entries = read_manifest(args.data)
         metrics = {e.exposure_id: e.metrics for e in entries}
+        instruments = {e.exposure_id: e.instrument for e in entries}
         calibration = calibrate(metrics, truth, args.settings.background_check, source=str(args.data),
-                                descriptors={e.exposure_id: e.descriptor for e in entries})
+                                descriptors={e.exposure_id: e.descriptor for e in entries}, instruments=instruments)
         calibration.save(args.out.with_name(CALIBRATION))
         check = calibration.background_check(args.settings.background_check)
-        flagged = background_flagged(metrics, check)
+        flagged = background_flagged(metrics, calibration, args.settings.background_check, instruments)
         cells = {eid: cell for eid, cell in cells.items() if eid not in flagged}
         print(f"background check from the archive: structure <= {check.max_background_structure}, "
               f"exptime >= {check.min_exptime_s} s; background range on {len(calibration.background_range)} "
               f"features ({args.out.with_name(CALIBRATION)})")
+        if calibration.instruments:
+            print(f"instruments with limits of their own: {', '.join(calibration.instruments)}")
         print(f"{len(flagged)} exposures fail the background check and do not vote")
     label_map = propose(cells, truth, grid, args.purity, args.min_members, previous)
     if args.fill_empty:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from skyqa.service.calibration import Calibration, derive
+from skyqa.service.calibration import MIN_INSTRUMENT_GOODS, Calibration, derive
 from skyqa.service.curation import edits as curation_edits
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig, background_problems
 from skyqa.service.pipeline.descriptor import FEATURES
@@ -34,17 +34,37 @@ def write_cells(path: Path, cells: Mapping[str, int]) -> None:
         writer.writerows(sorted(cells.items()))
 
 
-def background_flagged(metrics: Mapping[str, dict], cfg: BackgroundCheckConfig) -> set[str]:
-    """Exposure ids (from a dataset manifest's metrics) that the serving-side background check makes BGP."""
-    return {eid for eid, m in metrics.items() if background_problems(PhysicalMetrics(**m), cfg)}
+def background_flagged(metrics: Mapping[str, dict], calibration: Calibration,
+                       overrides: BackgroundCheckConfig | None = None,
+                       instruments: Mapping[str, str | None] | None = None) -> set[str]:
+    """Exposure ids (from a dataset manifest's metrics) that the serving-side background check makes BGP, each judged
+    with its instrument's limits (`instruments`: exposure id -> INSTRUME; `Calibration.for_instrument`)."""
+    instruments = instruments or {}
+    checks = {name: calibration.for_instrument(name).background_check(overrides)
+              for name in {*instruments.values(), None}}
+    return {eid for eid, m in metrics.items()
+            if background_problems(PhysicalMetrics(**m), checks[instruments.get(eid)])}
 
 
 def calibrate(metrics: Mapping[str, dict], truth: Mapping[str, Label], fallback: BackgroundCheckConfig,
-              source: str, descriptors: Mapping[str, Mapping[str, float | None]] | None = None) -> Calibration:
+              source: str, descriptors: Mapping[str, Mapping[str, float | None]] | None = None,
+              instruments: Mapping[str, str | None] | None = None) -> Calibration:
     """The version's check limits from the archive: its labelled Good exposures must pass. The shape limits and the
     background range come from their `descriptors` (a dataset manifest's: feature -> value); without them those
-    stay unchecked."""
+    stay unchecked. In an archive of several instruments (`instruments`: exposure id -> INSTRUME), one with at least
+    `MIN_INSTRUMENT_GOODS` labelled Good exposures also gets limits of its own, from those alone."""
     good_ids = [eid for eid in metrics if truth.get(eid) is Label.GOOD]
+    by_instrument: dict[str, list[str]] = {}
+    for eid in good_ids:
+        if (name := (instruments or {}).get(eid)) is not None:
+            by_instrument.setdefault(name, []).append(eid)
+    own = {name: _derived(ids, metrics, fallback, f"{source}, instrument {name}", descriptors)
+           for name, ids in sorted(by_instrument.items()) if MIN_INSTRUMENT_GOODS <= len(ids) < len(good_ids)}
+    return _derived(good_ids, metrics, fallback, source, descriptors).model_copy(update={"instruments": own})
+
+
+def _derived(good_ids: list[str], metrics: Mapping[str, dict], fallback: BackgroundCheckConfig, source: str,
+             descriptors: Mapping[str, Mapping[str, float | None]] | None) -> Calibration:
     good = [PhysicalMetrics(**metrics[eid]) for eid in good_ids]
     described = {f: [descriptors[e].get(f) for e in good_ids if e in descriptors] for f in FEATURES} \
         if descriptors is not None else None

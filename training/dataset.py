@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from tqdm import tqdm
 
 from skyqa.service.config import Settings
 from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.pipeline.exposure import ExposureError
+from skyqa.service.pipeline.metadata import read_metadata
 from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
 
 MANIFEST = "manifest.jsonl"
@@ -40,13 +42,26 @@ class Entry:
     dead_ccds: list[str]
     metrics: dict = field(default_factory=dict)  # skyqa.service.verdict.PhysicalMetrics, for the background check
     descriptor: dict = field(default_factory=dict)  # skyqa.service.pipeline.descriptor: feature -> value (None: NaN)
+    instrument: str | None = None  # INSTRUME: the calibration may be the instrument's own (skyqa.service.calibration)
 
 
 def read_manifest(root: Path) -> list[Entry]:
+    """The dataset's entries. A manifest written before entries recorded their instrument gets it from the file's
+    primary header (under a millisecond each); a file no longer there leaves it unknown."""
     path = Path(root) / MANIFEST
     if not path.exists():
         return []
-    return [Entry(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [Entry(**row) if "instrument" in row else Entry(**row, instrument=_instrument(Path(row["file"])))
+            for row in rows]
+
+
+def _instrument(path: Path) -> str | None:
+    try:
+        header = fits.getheader(path, 0)
+    except (OSError, ValueError):  # gone, unreadable or no FITS any more: the archive's instrument is unknown
+        return None
+    return read_metadata(header, 0.0).instrument
 
 
 def _prepare(job: tuple[Path, Settings]) -> PreparedExposure | tuple[Path, str]:
@@ -101,6 +116,7 @@ def _write_shard(
                 dead_ccds=list(p.dead_ccds),
                 metrics=p.metrics.model_dump(),
                 descriptor={f: None if math.isnan(v) else float(v) for f, v in zip(FEATURES, p.descriptor.tolist())},
+                instrument=read_metadata(p.primary_header, 0.0).instrument,
             )
             manifest.write(json.dumps(entry.__dict__) + "\n")
 

@@ -65,8 +65,12 @@ def _write_desom2(d2: Path, v1: str, v2: str, desom2_onnx: Path, scaler: Desom2I
     labels.save(d2 / "labels.json")
     if calibration is not None:
         calibration.save(d2 / CALIBRATION)
-        card = {**card, "calibration": {name: f"{limit.value} ({limit.derivation})"
-                                        for name, limit in calibration if isinstance(limit, Derived)}}
+        card = {**card, "calibration": {
+            **{name: f"{limit.value} ({limit.derivation})" for name, limit in calibration if isinstance(limit, Derived)},
+            **{f"instrument {name} (its own limits, from its labelled Good exposures alone)":
+               "; ".join(f"{n} {limit.value}" for n, limit in own if isinstance(limit, Derived))
+               + f"; background range on {len(own.background_range)} features"
+               for name, own in calibration.instruments.items()}}}
     (d2 / "lineage.json").write_text(json.dumps({"desom1_version": v1}) + "\n")
     card = {
         **card,

@@ -54,7 +54,9 @@ class Classifier:
         if not calibrated:
             log.warning("model version without calibration: background check from the settings",
                         desom2_version=self.desom2.version)
-        self.checks = self.calibration.checks(settings.background_check)
+        # INSTRUME -> its checks; None: the whole archive's, for every instrument without limits of its own
+        self.checks = {name: self.calibration.for_instrument(name).checks(settings.background_check)
+                       for name in (None, *self.calibration.instruments)}
         lineage = desom2_dir / "lineage.json"
         trained_on = json.loads(lineage.read_text())["desom1_version"] if lineage.exists() else self.desom1.version
         if trained_on != self.desom1.version:
@@ -149,7 +151,9 @@ class Classifier:
             label = self.curation.labels.label_of(index)
             nx = self.curation.labels.grid[0]
             usable, cell, notes = label.usable, (index % nx, index // nx), []
-        label, checked = self.checks.apply(label, prepared.metrics, dict(zip(FEATURES, prepared.descriptor.tolist())))
+        metadata = read_metadata(prepared.primary_header, self.settings.site.utc_offset_hours)
+        checks = self.checks.get(metadata.instrument, self.checks[None])
+        label, checked = checks.apply(label, prepared.metrics, dict(zip(FEATURES, prepared.descriptor.tolist())))
         if checked:
             usable = label.usable
             notes += checked
@@ -168,7 +172,7 @@ class Classifier:
             ccds=prepared.n_ccds,
             dead_ccds=prepared.dead_ccds,
             skipped_ccds=prepared.skipped_ccds,
-            metadata=read_metadata(prepared.primary_header, self.settings.site.utc_offset_hours),
+            metadata=metadata,
             timings_s={k: round(v, 4) for k, v in timings.items()},
             models=self.versions,
             notes=notes,
