@@ -12,7 +12,8 @@ does (serving holds no camera- or sky-specific number). Limits an operator sets 
 section override the version's. The shape check (skyqa.service.pipeline.shape_check) and the background range
 (skyqa.service.pipeline.background_range) have no settings: their limits are in descriptor units that only a
 version's own archive gives meaning to, and a version without them (calibrated before they existed) serves
-without them.
+without them. A version trained on several instruments holds, beside the whole archive's numbers, each instrument's
+own where it had enough labelled Good exposures (`instruments`, `for_instrument`).
 """
 
 from __future__ import annotations
