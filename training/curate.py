@@ -54,9 +54,10 @@ def calibrate(metrics: Mapping[str, dict], truth: Mapping[str, Label], fallback:
     stay unchecked. In an archive of several instruments (`instruments`: exposure id -> INSTRUME), one with at least
     `MIN_INSTRUMENT_GOODS` labelled Good exposures also gets limits of its own, from those alone."""
     good_ids = [eid for eid in metrics if truth.get(eid) is Label.GOOD]
+    instruments = instruments or {}
     by_instrument: dict[str, list[str]] = {}
     for eid in good_ids:
-        if (name := (instruments or {}).get(eid)) is not None:
+        if (name := instruments.get(eid)) is not None:
             by_instrument.setdefault(name, []).append(eid)
     own = {name: _derived(ids, metrics, fallback, f"{source}, instrument {name}", descriptors)
            for name, ids in sorted(by_instrument.items()) if MIN_INSTRUMENT_GOODS <= len(ids) < len(good_ids)}

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from skyqa.service.config import Settings
 from skyqa.service.pipeline.descriptor import FEATURES
 from skyqa.service.pipeline.exposure import ExposureError
-from skyqa.service.pipeline.metadata import read_metadata
+from skyqa.service.pipeline.metadata import instrument
 from skyqa.service.pipeline.preprocess import PreparedExposure, prepare_exposure
 
 MANIFEST = "manifest.jsonl"
@@ -61,7 +61,7 @@ def _instrument(path: Path) -> str | None:
         header = fits.getheader(path, 0)
     except (OSError, ValueError):  # gone, unreadable or no FITS any more: the archive's instrument is unknown
         return None
-    return read_metadata(header, 0.0).instrument
+    return instrument(header)
 
 
 def _prepare(job: tuple[Path, Settings]) -> PreparedExposure | tuple[Path, str]:
@@ -116,7 +116,7 @@ def _write_shard(
                 dead_ccds=list(p.dead_ccds),
                 metrics=p.metrics.model_dump(),
                 descriptor={f: None if math.isnan(v) else float(v) for f, v in zip(FEATURES, p.descriptor.tolist())},
-                instrument=read_metadata(p.primary_header, 0.0).instrument,
+                instrument=instrument(p.primary_header),
             )
             manifest.write(json.dumps(entry.__dict__) + "\n")
 

@@ -66,7 +66,8 @@ def _write_desom2(d2: Path, v1: str, v2: str, desom2_onnx: Path, scaler: Desom2I
     if calibration is not None:
         calibration.save(d2 / CALIBRATION)
         card = {**card, "calibration": {
-            **{name: f"{limit.value} ({limit.derivation})" for name, limit in calibration if isinstance(limit, Derived)},
+            **{name: f"{limit.value} ({limit.derivation})"
+               for name, limit in calibration if isinstance(limit, Derived)},
             **{f"instrument {name} (its own limits, from its labelled Good exposures alone)":
                "; ".join(f"{n} {limit.value}" for n, limit in own if isinstance(limit, Derived))
                + f"; background range on {len(own.background_range)} features"

@@ -3,16 +3,17 @@ range, then the background check. One place for the classifier and for `skyqa ad
 selection, so that what adapt scores is what serving answers.
 
 An exposure in a cell the map left undecided (the labels reaching it disagree, or none reaches it; README "Stop 25")
-is judged by the checks as if the cell were Good: within the labelled Good exposures' shapes and background range it is Good, and
-the notes say that the exposure's own measures decided; otherwise it stays unlabelled, flagged for a human, with
-the reasons. Only measured features can vouch for an exposure: one with a checked feature unmeasured (no sources
-detected, too few bright ones for the shapes) stays unlabelled."""
+is judged by the checks as if the cell were Good: within the labelled Good exposures' shapes and background range
+it is Good, and the notes say that the exposure's own measures decided; otherwise it stays unlabelled, flagged for a
+human, with the reasons. Only measured features can vouch for an exposure: one with a checked feature unmeasured (no
+sources detected, too few bright ones for the shapes) stays unlabelled."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from skyqa.service.labels import Label
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig, apply_background_check, background_problems
@@ -59,9 +60,13 @@ class Checks:
             notes.insert(0, UNDECIDED_GOOD)
         return label, notes
 
-    def _all_measured(self, descriptor: Mapping[str, float | None]) -> bool:
-        """Whether every feature the shape check and the background range limit was measured."""
+    @cached_property
+    def _checked(self) -> tuple[str, ...]:
+        """The features the shape check and the background range limit (found once, not per exposure)."""
         shapes = self.shape.model_dump() if self.shape is not None else {}
         checked = [name.removeprefix("max_") for name, limit in shapes.items() if limit is not None]
-        checked += list(self.background_range.limits) if self.background_range is not None else []
-        return all((value := descriptor.get(f)) is not None and math.isfinite(value) for f in checked)
+        return (*checked, *(self.background_range.limits if self.background_range is not None else ()))
+
+    def _all_measured(self, descriptor: Mapping[str, float | None]) -> bool:
+        """Whether every feature the shape check and the background range limit was measured."""
+        return all((value := descriptor.get(f)) is not None and math.isfinite(value) for f in self._checked)

@@ -27,7 +27,7 @@ def read_metadata(header: fits.Header, utc_offset_hours: float) -> ExposureMetad
     if date_obs is None and mjd is not None:
         date_obs = _from_mjd(mjd)
     return ExposureMetadata(
-        instrument=_text(header.get("INSTRUME")),
+        instrument=instrument(header),
         filter=_text(header.get("FILTER")),
         exptime_s=_float(header.get("EXPTIME")),
         airmass=_float(header.get("AIRMASS")),
@@ -38,6 +38,11 @@ def read_metadata(header: fits.Header, utc_offset_hours: float) -> ExposureMetad
         object=_text(header.get("OBJECT")),
         night=observing_night(date_obs, utc_offset_hours) if date_obs else None,
     )
+
+
+def instrument(header: fits.Header) -> str | None:
+    """INSTRUME: what a model version may hold limits of its own for (skyqa.service.calibration)."""
+    return _text(header.get("INSTRUME"))
 
 
 def observing_night(when: datetime, utc_offset_hours: float) -> date:
