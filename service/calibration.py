@@ -12,8 +12,10 @@ does (serving holds no camera- or sky-specific number). Limits an operator sets 
 section override the version's. The shape check (skyqa.service.pipeline.shape_check) and the background range
 (skyqa.service.pipeline.background_range) have no settings: their limits are in descriptor units that only a
 version's own archive gives meaning to, and a version without them (calibrated before they existed) serves
-without them. A version trained on several instruments holds, beside the whole archive's numbers, each instrument's
-own where it had enough labelled Good exposures (`instruments`, `for_instrument`).
+without them, as does a shape limit whose feature has been measured differently since it was derived
+(`measurement_version` before the feature's `MEASURED_SINCE`). A version trained on several instruments holds,
+beside the whole archive's numbers, each instrument's own where it had enough labelled Good exposures
+(`instruments`, `for_instrument`).
 """
 
 from __future__ import annotations
@@ -28,18 +30,19 @@ from pydantic import BaseModel, Field
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig
 from skyqa.service.pipeline.background_range import BackgroundRangeConfig
 from skyqa.service.pipeline.checks import Checks
-from skyqa.service.pipeline.descriptor import BACKGROUND_FEATURES, SHAPE_FEATURES, shape_in_words
+from skyqa.service.pipeline.descriptor import (BACKGROUND_FEATURES, MEASURED_SINCE, MEASUREMENT_VERSION,
+                                               SHAPE_FEATURES, shape_in_words)
 from skyqa.service.pipeline.desom2_input import IQR_PER_SIGMA
 from skyqa.service.pipeline.shape_check import ShapeCheckConfig
 
 CALIBRATION = "calibration.json"
 LIMITS = ("max_background_structure", "min_exptime_s")
-SHAPE_LIMITS = tuple(f"max_{feature}" for feature in SHAPE_FEATURES)
 SHAPE_MARGIN = 0.5  # robust sigmas of the labelled Good exposures beyond the largest of them (README, "Stop 24")
 RANGE_MARGIN = 1.0  # robust sigmas beyond the lowest and the highest of them (README, "Stop 25")
 SHAPE_FENCE = 2.0  # robust sigmas above their median beyond which a labelled Good exposure does not widen a shape limit
 MIN_GOOD_VALUES = 5  # fewer labelled Good exposures with a feature measured leave it unchecked
 MIN_INSTRUMENT_GOODS = 30  # labelled Good exposures an instrument of a mixed archive needs for a calibration of its own
+UNRECORDED_MEASUREMENT = 3  # the descriptor's measurement version of every calibration written before it was recorded
 
 
 class Derived(BaseModel):
@@ -69,6 +72,8 @@ class Calibration(BaseModel):
     background_range: dict[str, DerivedRange] = Field(
         default_factory=dict, description="feature -> range; empty in a version from before the background range")
     source: str = Field("", description="the archive (or other origin) the numbers come from")
+    measurement_version: int = Field(UNRECORDED_MEASUREMENT, description=(
+        "the descriptor's MEASUREMENT_VERSION the limits were derived with (skyqa.service.pipeline.descriptor)"))
     instruments: dict[str, Calibration] = Field(default_factory=dict, description=(
         "INSTRUME -> the calibration derived from that instrument's labelled Good exposures alone, for the instruments "
         "of a mixed archive that have enough of them; any other instrument is served with the whole archive's"))
@@ -85,9 +90,19 @@ class Calibration(BaseModel):
             limits.update({name: getattr(overrides, name) for name in overrides.model_fields_set & set(LIMITS)})
         return BackgroundCheckConfig(**limits)
 
+    @property
+    def outdated_shapes(self) -> list[str]:
+        """The shape features this version has limits for that have been measured differently since it was derived."""
+        return [f for f in SHAPE_FEATURES if getattr(self, f"max_{f}").value is not None
+                and self.measurement_version < MEASURED_SINCE.get(f, 1)]
+
     def shape_check(self) -> ShapeCheckConfig:
-        """The shape check's limits (skyqa.service.pipeline.shape_check): only ever the version's own."""
-        return ShapeCheckConfig(**{name: getattr(self, name).value for name in SHAPE_LIMITS})
+        """The shape check's limits (skyqa.service.pipeline.shape_check): only ever the version's own, and none for a
+        feature measured differently since they were derived: a limit in the old units fires on ordinary exposures
+        (adaptive moments read a round star's a/b higher than the isophote did) or lets trails through."""
+        outdated = self.outdated_shapes
+        return ShapeCheckConfig(**{f"max_{f}": None if f in outdated else getattr(self, f"max_{f}").value
+                                   for f in SHAPE_FEATURES})
 
     def checks(self, overrides: BackgroundCheckConfig | None = None) -> Checks:
         """Every check this version serves with. An undecided cell is judged by the checks only where the version
@@ -180,6 +195,7 @@ def derive(structures_good: Iterable[float], exptimes_good: Iterable[float], fal
     kept = "settings.background_check value (unset: check off): no labelled Good archive exposure with this metric"
     return Calibration(
         source=source,
+        measurement_version=MEASUREMENT_VERSION,
         max_background_structure=Derived(
             value=round(structure_margin * structures[-1], 3),
             derivation=f"{structure_margin:g} x the largest background structure ({structures[-1]:.3f}) among "

@@ -38,6 +38,8 @@ def render_card(card: dict) -> str:
               "with limits from the same file; an exposure in an unlabelled cell is Good within both, otherwise it",
               "stays unlabelled. Without these limits in the file, unchecked. In an archive of several instruments,",
               "one with enough labelled Good exposures has limits of its own (`instruments` in the same file).",
+              "The file records the descriptor's measurement version the limits were derived with; a shape limit",
+              "whose feature has been measured differently since serves unchecked until re-derived.",
               ""]
     return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from skyqa.service.labels import Label
 from skyqa.service.modelrepo import versions
 from skyqa.service.pipeline.background_check import BackgroundCheckConfig
 from skyqa.service.pipeline.classify import Classifier
+from skyqa.service.pipeline.descriptor import MEASUREMENT_VERSION
+from skyqa.service.pipeline.shape_check import ShapeCheckConfig
 from skyqa.training.curate import background_flagged, calibrate
 from tests.fits_factory import write_exposure
 from tests.model_repo_factory import write_repository
@@ -121,3 +124,20 @@ def test_the_classifier_reads_its_limits_from_the_loaded_version(tmp_path: Path)
     notes = [n for n in strict.notes if n.startswith("background check")]
     assert len(notes) == 2 and "> 0.001" in notes[0] and "< 300 s" in notes[1]
     assert strict.usable is False
+
+
+def test_shape_limits_from_measures_since_changed_are_not_served(tmp_path: Path) -> None:
+    """A limit is in the units of the measure it was derived with: the elongation and alignment limits of a version
+    calibrated before adaptive moments (measurement 4) would flag ordinary exposures, so they serve unchecked; its
+    FWHM limit, measured the same way since, still serves. A newly derived calibration records its measurement."""
+    described = {"fwhm": [0.0, 0.05, 0.1, 0.02, 0.08], "elongation": [-1.0, -0.9, -0.95, -0.92, -0.97],
+                 "aligned_ellipticity": [-1.8, -1.7, -1.75, -1.6, -1.9]}
+    current = derive([1.0], [100.0], BackgroundCheckConfig(), "archive", descriptors_good=described)
+    assert current.measurement_version == MEASUREMENT_VERSION and current.outdated_shapes == []
+    assert None not in current.shape_check().model_dump().values()
+    legacy = json.loads(current.model_dump_json())
+    del legacy["measurement_version"]  # a calibration.json written before the field
+    (tmp_path / CALIBRATION).write_text(json.dumps(legacy))
+    old = Calibration.load(tmp_path / CALIBRATION)
+    assert old.outdated_shapes == ["elongation", "aligned_ellipticity"]
+    assert old.shape_check() == ShapeCheckConfig(max_fwhm=current.max_fwhm.value)

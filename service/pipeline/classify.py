@@ -54,6 +54,10 @@ class Classifier:
         if not calibrated:
             log.warning("model version without calibration: background check from the settings",
                         desom2_version=self.desom2.version)
+        elif outdated := self.calibration.outdated_shapes:
+            log.warning("shape limits derived before these features were measured differently: served unchecked; "
+                        "re-derive them with `skyqa curate --data`", desom2_version=self.desom2.version,
+                        features=outdated, measurement_version=self.calibration.measurement_version)
         # INSTRUME -> its checks; None: the whole archive's, for every instrument without limits of its own
         self.checks = {name: self.calibration.for_instrument(name).checks(settings.background_check)
                        for name in (None, *self.calibration.instruments)}

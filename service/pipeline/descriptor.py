@@ -29,7 +29,8 @@ across the mosaic (over the noise, and as a fraction of the sky), the saturated-
 density and EXPTIME.
 
 Three shape features come from the high-S/N sources `skyqa.service.pipeline.physical` measured: the seeing
-(FWHM), the median elongation and the aligned ellipticity |<e exp(2i theta)>| (e = (a-b)/(a+b)). The cutouts
+(FWHM), the median elongation and the aligned ellipticity |<e exp(2i theta)>| (e = (a-b)/(a+b), a/b and theta from
+adaptive moments, `skyqa.service.pipeline.moments`). The cutouts
 are min-max normalised 32 x 32 stamps, on which a 3-8 px tracking trail under a 4-6 px seeing disc is a
 small change in shape; over a few thousand sources it is an unmistakable one, and in one direction: a
 tracking error stretches every source the same way, while noise, blends and field aberrations point every
@@ -81,8 +82,12 @@ ELONGATION_FLOOR = 0.01  # a/b - 1 is log-compressed above 1%
 ALIGNED_FLOOR = 0.003  # the aligned ellipticity above 0.3%
 # Raised whenever a feature is measured differently under the same name, so that stored descriptors are rebuilt
 # (`skyqa adapt` keys its dataset on FEATURES and this). 2: shape measures on compact sources only (fringes);
-# 3: the FWHM is the mode of the sources' FWHMs (`skyqa.service.pipeline.physical.stellar_locus`).
-MEASUREMENT_VERSION = 3
+# 3: the FWHM is the mode of the sources' FWHMs (`skyqa.service.pipeline.physical.stellar_locus`); 4: a/b and theta
+# from adaptive moments, not the isophote's (`skyqa.service.pipeline.moments`).
+MEASUREMENT_VERSION = 4
+# The measurement version at which a feature was last measured differently (a feature not named: since 1). Limits
+# derived from older descriptors are in other units (`skyqa.service.calibration.Calibration.shape_check`).
+MEASURED_SINCE = {"fwhm": 3, "elongation": 4, "aligned_ellipticity": 4}
 
 
 @dataclass(frozen=True)

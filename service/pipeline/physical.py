@@ -7,9 +7,10 @@ combined per exposure (`summarise`) into `skyqa.service.verdict.PhysicalMetrics`
   on unflagged, unsaturated sources with flux S/N >= 30 whose brightest pixel stands MIN_PEAK_SNR sky noise
   units above the sky (at most MAX_SHAPE_SOURCES drawn per band), then the stellar locus: the mode of their
   FWHMs (`stellar_locus`), which galaxies, blends and fringe crests do not move.
-- Elongation a/b and position angle on the same high-S/N sources: faint sources' moments are noise.
-  The position angle is sep's theta (counter-clockwise from +x, image pixels), an axial quantity,
-  so its median is circular on doubled angles, reported in [0, 180) degrees.
+- Elongation a/b and position angle on the same high-S/N sources (faint sources' moments are noise), from their
+  adaptive moments (`skyqa.service.pipeline.moments`), not sep's isophotal a, b and theta. The position angle is
+  counter-clockwise from +x (image pixels, sep's convention), an axial quantity, so its median is circular on
+  doubled angles, reported in [0, 180) degrees.
 - Saturated fraction: detections whose peak + background >= 0.9 SATURATE.
 - Background structure: `skyqa.service.pipeline.detection.background_structure` per CCD (over the mesh centres of
   all its searched bands), then its 80th percentile over CCDs: a problem on a fifth of the mosaic
@@ -29,6 +30,7 @@ import sep
 from astropy.io import fits
 
 from skyqa.service.pipeline.exposure import CCDInfo, header_pixel_scale
+from skyqa.service.pipeline.moments import adaptive_moments
 from skyqa.service.verdict import PhysicalMetrics
 
 DEFAULT_PIXEL_SCALE = 0.187  # arcsec/pixel, MegaCam
@@ -72,31 +74,42 @@ def exposure_pixel_scale(primary_header: fits.Header, ccds: Sequence[CCDInfo]) -
     return header_pixel_scale(primary_header) or DEFAULT_PIXEL_SCALE
 
 
-def measure_sources(sub: np.ndarray, objects: np.ndarray, level: float, rms: float, saturate: float,
-                    rng: np.random.Generator) -> SourceMeasures:
-    """Per-source shape measures on background-subtracted `sub` for the sep `objects` found in it (at most
-    MAX_SHAPE_SOURCES of the good ones, drawn with `rng`)."""
-    saturated = objects["peak"] + level >= SATURATION_FRACTION * saturate
+def saturated_sources(objects: np.ndarray, level: float, saturate: float) -> np.ndarray:
+    return objects["peak"] + level >= SATURATION_FRACTION * saturate
+
+
+def shape_sources(objects: np.ndarray, level: float, rms: float, saturate: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Indices into the sep `objects` of those the shapes are measured on: at most MAX_SHAPE_SOURCES of the
+    unflagged, unsaturated, high-S/N, compact ones, drawn with `rng`."""
     noise = max(rms, 1e-12)
     snr = objects["flux"] / (noise * np.sqrt(np.maximum(objects["npix"], 1)))
     compact = objects["peak"] >= MIN_PEAK_SNR * noise
-    good = np.flatnonzero((objects["flag"] == 0) & ~saturated & (snr >= MIN_SNR) & compact & (objects["b"] > 0))
+    good = np.flatnonzero((objects["flag"] == 0) & ~saturated_sources(objects, level, saturate) & (snr >= MIN_SNR)
+                          & compact & (objects["b"] > 0))
     if len(good) > MAX_SHAPE_SOURCES:
         good = np.sort(rng.choice(good, MAX_SHAPE_SOURCES, replace=False))
-    src = objects[good]
+    return good
+
+
+def measure_sources(sub: np.ndarray, objects: np.ndarray, level: float, rms: float, saturate: float,
+                    rng: np.random.Generator) -> SourceMeasures:
+    """Per-source shape measures on background-subtracted `sub` for the sep `objects` found in it (`shape_sources`)."""
+    src = objects[shape_sources(objects, level, rms, saturate, rng)]
     fwhm = np.zeros(0)
     if src.size:
         rmax = np.clip(6.0 * src["a"], 3.0, 50.0)
         radius, flags = sep.flux_radius(sub, src["x"], src["y"], rmax, 0.5, subpix=FLUX_RADIUS_SUBPIX)
         fwhm = 2.0 * radius[(flags == 0) & np.isfinite(radius) & (radius > 0)]
+    shape = adaptive_moments(sub, src["x"], src["y"], np.sqrt(src["a"] * src["b"]))
     return SourceMeasures(
         n_detected=len(objects),
-        n_saturated=int(saturated.sum()),
+        n_saturated=int(saturated_sources(objects, level, saturate).sum()),
         level=level,
         rms=rms,
         fwhm_px=fwhm,
-        elongation=src["a"] / src["b"],
-        theta=np.asarray(src["theta"], np.float64),
+        elongation=shape.elongation[shape.ok],
+        theta=shape.theta[shape.ok],
     )
 
 
