@@ -68,5 +68,9 @@ def test_sources_it_cannot_measure_are_not_ok():
     shape = adaptive_moments(image, x, y, np.full(len(x), 1.0))
     assert np.flatnonzero(~shape.ok).tolist() == [3, 7, 36]
     assert np.isnan(shape.elongation[~shape.ok]).all() and np.isfinite(shape.elongation[shape.ok]).all()
+    sizes = np.full(len(x), 1.0)
+    sizes[:2] = np.nan, np.inf  # the starting sizes come from the detection's moments of hostile pixels
+    again = adaptive_moments(image, x, y, sizes)
+    np.testing.assert_array_equal(again.ok, shape.ok)
     none = adaptive_moments(image, np.zeros(0), np.zeros(0), np.zeros(0))
     assert none.elongation.size == none.theta.size == none.ok.size == 0
