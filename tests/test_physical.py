@@ -10,7 +10,8 @@ import pytest
 from skyqa.service.config import DetectionConfig
 from skyqa.service.pipeline.descriptor import aligned_ellipticity
 from skyqa.service.pipeline.detection import detect
-from skyqa.service.pipeline.physical import MAX_SHAPE_SOURCES, measure_sources, shape_sources, summarise
+from skyqa.service.pipeline.physical import (MAX_SHAPE_SOURCES, measure_sources, saturated_sources, shape_sources,
+                                             summarise)
 from tests.fits_factory import Stars, render_stars
 
 
@@ -25,20 +26,24 @@ def _objects(n: int) -> np.ndarray:
     return objects
 
 
+def _chosen(objects: np.ndarray) -> np.ndarray:
+    """The shape sources among `objects` on a sky at 0 of a 16-bit converter with unit noise."""
+    return shape_sources(objects, saturated_sources(objects, 0.0, 65535.0), 1.0, np.random.default_rng(1))
+
+
 def test_shape_sources_are_a_draw_of_the_good_ones_not_the_brightest():
     """The brightest 100 of a whole CCD are another population than those of a few hundred rows: a draw keeps the
     FWHM of the band search and of every row the same."""
     objects = _objects(4 * MAX_SHAPE_SOURCES)
-    ranks = shape_sources(objects, 0.0, 1.0, 65535.0, np.random.default_rng(1))
+    ranks = _chosen(objects)
     assert len(ranks) == MAX_SHAPE_SOURCES == len(set(ranks))
     assert ranks.min() < MAX_SHAPE_SOURCES and np.median(ranks) < 3 * MAX_SHAPE_SOURCES  # faint ones too
-    np.testing.assert_array_equal(shape_sources(objects, 0.0, 1.0, 65535.0, np.random.default_rng(1)), ranks)
+    np.testing.assert_array_equal(_chosen(objects), ranks)
 
 
 def test_every_good_source_is_measured_when_there_are_few():
     objects = _objects(MAX_SHAPE_SOURCES // 2)
-    np.testing.assert_array_equal(shape_sources(objects, 0.0, 1.0, 65535.0, np.random.default_rng(1)),
-                                  np.arange(len(objects)))
+    np.testing.assert_array_equal(_chosen(objects), np.arange(len(objects)))
 
 
 def test_saturated_flagged_faint_and_diffuse_sources_are_not_measured():
@@ -47,7 +52,7 @@ def test_saturated_flagged_faint_and_diffuse_sources_are_not_measured():
     objects["flag"][1] = 1  # blended
     objects["flux"][2] = 20.0 * math.sqrt(20)  # flux S/N 20
     objects["peak"][3] = 4.0  # a fringe crest's peak, 4 noise units
-    np.testing.assert_array_equal(shape_sources(objects, 0.0, 1.0, 65535.0, np.random.default_rng(1)), [4])
+    np.testing.assert_array_equal(_chosen(objects), [4])
 
 
 def _fringes(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

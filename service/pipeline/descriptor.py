@@ -80,14 +80,15 @@ BANDING_COLUMNS = 4  # every 4th column
 RELATIVE_FLOOR = 1e-3  # relative spreads are log-compressed above a 0.1% sky
 ELONGATION_FLOOR = 0.01  # a/b - 1 is log-compressed above 1%
 ALIGNED_FLOOR = 0.003  # the aligned ellipticity above 0.3%
-# Raised whenever a feature is measured differently under the same name, so that stored descriptors are rebuilt
-# (`skyqa adapt` keys its dataset on FEATURES and this). 2: shape measures on compact sources only (fringes);
-# 3: the FWHM is the mode of the sources' FWHMs (`skyqa.service.pipeline.physical.stellar_locus`); 4: a/b and theta
-# from adaptive moments, not the isophote's (`skyqa.service.pipeline.moments`).
-MEASUREMENT_VERSION = 4
-# The measurement version at which a feature was last measured differently (a feature not named: since 1). Limits
-# derived from older descriptors are in other units (`skyqa.service.calibration.Calibration.shape_check`).
+# The measurement version at which a feature was last measured differently under the same name (a feature not named:
+# since 1). 2: shape measures on compact sources only (fringes); 3: the FWHM is the mode of the sources' FWHMs
+# (`skyqa.service.pipeline.physical.stellar_locus`); 4: a/b and theta from adaptive moments, not the isophote's
+# (`skyqa.service.pipeline.moments`). Limits derived from older descriptors are in other units
+# (`skyqa.service.calibration.Calibration.shape_check`).
 MEASURED_SINCE = {"fwhm": 3, "elongation": 4, "aligned_ellipticity": 4}
+# The latest of them: stored descriptors older than this are rebuilt (`skyqa adapt` keys its dataset on FEATURES
+# and on it).
+MEASUREMENT_VERSION = max(MEASURED_SINCE.values())
 
 
 @dataclass(frozen=True)

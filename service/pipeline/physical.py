@@ -75,18 +75,17 @@ def exposure_pixel_scale(primary_header: fits.Header, ccds: Sequence[CCDInfo]) -
 
 
 def saturated_sources(objects: np.ndarray, level: float, saturate: float) -> np.ndarray:
+    """Which sep `objects` peak within SATURATION_FRACTION of the saturation level (their peak is above the sky)."""
     return objects["peak"] + level >= SATURATION_FRACTION * saturate
 
 
-def shape_sources(objects: np.ndarray, level: float, rms: float, saturate: float,
-                  rng: np.random.Generator) -> np.ndarray:
+def shape_sources(objects: np.ndarray, saturated: np.ndarray, rms: float, rng: np.random.Generator) -> np.ndarray:
     """Indices into the sep `objects` of those the shapes are measured on: at most MAX_SHAPE_SOURCES of the
-    unflagged, unsaturated, high-S/N, compact ones, drawn with `rng`."""
+    unflagged, unsaturated (`saturated_sources`), high-S/N, compact ones, drawn with `rng`."""
     noise = max(rms, 1e-12)
     snr = objects["flux"] / (noise * np.sqrt(np.maximum(objects["npix"], 1)))
     compact = objects["peak"] >= MIN_PEAK_SNR * noise
-    good = np.flatnonzero((objects["flag"] == 0) & ~saturated_sources(objects, level, saturate) & (snr >= MIN_SNR)
-                          & compact & (objects["b"] > 0))
+    good = np.flatnonzero((objects["flag"] == 0) & ~saturated & (snr >= MIN_SNR) & compact & (objects["b"] > 0))
     if len(good) > MAX_SHAPE_SOURCES:
         good = np.sort(rng.choice(good, MAX_SHAPE_SOURCES, replace=False))
     return good
@@ -95,7 +94,8 @@ def shape_sources(objects: np.ndarray, level: float, rms: float, saturate: float
 def measure_sources(sub: np.ndarray, objects: np.ndarray, level: float, rms: float, saturate: float,
                     rng: np.random.Generator) -> SourceMeasures:
     """Per-source shape measures on background-subtracted `sub` for the sep `objects` found in it (`shape_sources`)."""
-    src = objects[shape_sources(objects, level, rms, saturate, rng)]
+    saturated = saturated_sources(objects, level, saturate)
+    src = objects[shape_sources(objects, saturated, rms, rng)]
     fwhm = np.zeros(0)
     if src.size:
         rmax = np.clip(6.0 * src["a"], 3.0, 50.0)
@@ -104,7 +104,7 @@ def measure_sources(sub: np.ndarray, objects: np.ndarray, level: float, rms: flo
     shape = adaptive_moments(sub, src["x"], src["y"], np.sqrt(src["a"] * src["b"]))
     return SourceMeasures(
         n_detected=len(objects),
-        n_saturated=int(saturated_sources(objects, level, saturate).sum()),
+        n_saturated=int(saturated.sum()),
         level=level,
         rms=rms,
         fwhm_px=fwhm,
